@@ -1,0 +1,152 @@
+"""Where things live and how the course runs: device, seeding, FAST mode, folders.
+
+Every lesson starts with the same setup cell::
+
+    from coursekit import config
+    config.seed_everything(0)
+    device = config.get_device()
+    n_steps = config.pick(full=2000, fast=20)
+
+Environment variables (all optional):
+
+- ``COURSEKIT_DEVICE``: force a device (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+- ``COURSEKIT_FAST=1``: shrink data and training so CI can execute every notebook.
+  ``make test`` sets it. It changes sizes, never which code runs.
+- ``COURSEKIT_DATA``: the data folder (default ``data/`` at the repository root).
+- ``COURSEKIT_CHECKPOINTS``: the checkpoint folder (default ``checkpoints/`` at the root).
+
+Lesson: lessons/00_tour.ipynb
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def is_fast() -> bool:
+    """Whether FAST mode is on, read from ``COURSEKIT_FAST`` each time it is called.
+
+    Returns:
+        True for ``1``/``true``/``yes``/``on`` (any case), False when unset or ``0``/``false``/``no``/``off``.
+
+    Raises:
+        ValueError: for any other value, naming the variable and the accepted values.
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    value = os.environ.get("COURSEKIT_FAST", "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"COURSEKIT_FAST={os.environ['COURSEKIT_FAST']!r} is not understood: "
+        "set it to 1 for FAST mode or 0 (or unset it) for student mode."
+    )
+
+
+FAST: bool = is_fast()
+"""FAST mode as it was when ``coursekit`` was imported (see :func:`is_fast`)."""
+
+
+def pick(full: T, fast: T) -> T:
+    """Choose a size by mode: ``fast`` in FAST mode, ``full`` otherwise.
+
+    Example: ``n_epochs = config.pick(full=30, fast=1)``.
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    return fast if is_fast() else full
+
+
+def get_device() -> torch.device:
+    """The device lessons train on: ``COURSEKIT_DEVICE`` if set, else cuda, then mps, then cpu.
+
+    Raises:
+        ValueError: if ``COURSEKIT_DEVICE`` names an unknown device or one this machine lacks.
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    requested = os.environ.get("COURSEKIT_DEVICE", "").strip()
+    if requested:
+        return _requested_device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _requested_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"COURSEKIT_DEVICE={name!r} is not a device name: use cpu, cuda, cuda:N or mps.") from err
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if device.type not in available:
+        raise ValueError(f"COURSEKIT_DEVICE={name!r}: coursekit supports cpu, cuda and mps.")
+    if not available[device.type]:
+        raise ValueError(
+            f"COURSEKIT_DEVICE={name!r} but this machine has no {device.type} device: "
+            "unset COURSEKIT_DEVICE to pick automatically, or set it to cpu."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"COURSEKIT_DEVICE={name!r} but only {torch.cuda.device_count()} cuda device(s) exist.")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and PyTorch's global generators (CPU and CUDA).
+
+    Args:
+        seed: a non-negative integer.
+
+    Returns:
+        A fresh ``torch.Generator`` seeded with ``seed``, for functions that take ``generator=``.
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def repo_root() -> Path:
+    """The repository root: the folder holding ``pyproject.toml`` above this package.
+
+    Falls back to the current working directory when coursekit is installed elsewhere.
+    """
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def data_dir() -> Path:
+    """The data folder: ``COURSEKIT_DATA`` if set, else ``<repo>/data`` (git-ignored).
+
+    Generated datasets are cached here. The folder is not created by this call.
+    """
+    return Path(os.environ.get("COURSEKIT_DATA") or repo_root() / "data").expanduser()
+
+
+def checkpoint_dir() -> Path:
+    """The checkpoint folder: ``COURSEKIT_CHECKPOINTS`` if set, else ``<repo>/checkpoints``."""
+    return Path(os.environ.get("COURSEKIT_CHECKPOINTS") or repo_root() / "checkpoints").expanduser()

