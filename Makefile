@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PORT   ?= 8888
+AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)  # Jupyter refuses root unless told
 
 .PHONY: lab test lint doctor clean-venv
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --port=$(PORT) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons
+	$(BIN)/jupyter lab --port=$(PORT) $(AS_ROOT) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons
 
 test: $(STAMP)
 	$(BIN)/ruff check coursekit tests bench
