@@ -251,6 +251,8 @@ def random_crop(x: torch.Tensor, n_samples: int, generator: torch.Generator | No
     Lesson: lessons/03_raw_audio_pitfalls.ipynb
     """
     check_signal(x)
+    if n_samples <= 0:
+        raise ValueError(f"n_samples={n_samples}: the crop length must be positive.")
     if x.shape[-1] <= n_samples:
         return trim_or_pad(x, n_samples)
     start = int(torch.randint(0, x.shape[-1] - n_samples + 1, (1,), generator=generator))
@@ -349,7 +351,7 @@ def istft(
 ) -> torch.Tensor:
     """Inverse of :func:`stft`: complex ``[..., freqs, frames]`` to a signal ``[..., samples]``."""
     hop_length = hop_length or n_fft // 4
-    window = torch.hann_window(n_fft, device=spec.device)
+    window = torch.hann_window(n_fft, device=spec.device, dtype=spec.real.dtype)
     flat = spec.reshape(-1, *spec.shape[-2:])
     x = torch.istft(flat, n_fft, hop_length, window=window, center=True, length=length)
     return x.reshape(*spec.shape[:-2], x.shape[-1])
@@ -431,7 +433,8 @@ def griffin_lim(
         if n_iter == 0:
             phase = torch.exp(2j * math.pi * torch.rand(mag.shape, device=mag.device))
             return istft(mag * phase, n_fft, hop_length, length)
-        return AF.griffinlim(mag, window, n_fft, hop_length, n_fft, 1.0, n_iter, momentum, length, True)
+        x = AF.griffinlim(mag, window, n_fft, hop_length, n_fft, 1.0, n_iter, momentum, None, True)
+    return x if length is None else trim_or_pad(x, length)
 
 
 # ----------------------------------------------------------------------------- spectral distance

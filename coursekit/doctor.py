@@ -95,7 +95,10 @@ def report() -> tuple[list[str], list[str]]:
         lines.append(f"device       {config.get_device()}")
     except ValueError as err:
         problems.append(str(err))
-    lines.append(f"FAST mode    {config.is_fast()} (COURSEKIT_FAST; `make test` sets it to 1)")
+    try:
+        lines.append(f"FAST mode    {config.is_fast()} (COURSEKIT_FAST; `make test` sets it to 1)")
+    except ValueError as err:
+        problems.append(str(err))
     lines += _folder_lines(problems)
     lines.append("data sources shipped inside packages:")
     for source in SOURCES:

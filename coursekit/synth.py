@@ -31,7 +31,7 @@ def sine(freq: float, duration: float, sr: int, amp: float = 0.5, phase: float =
 
 def chirp(f0: float, f1: float, duration: float, sr: int, amp: float = 0.5) -> torch.Tensor:
     """A sine sweeping exponentially from ``f0`` to ``f1`` Hz (equal time per octave)."""
-    if not 0 < f0 and 0 < f1:
+    if not (f0 > 0 and f1 > 0):
         raise ValueError(f"f0={f0} and f1={f1} must both be positive for an exponential sweep.")
     n = _n_samples(duration, sr)
     t = torch.arange(n, dtype=torch.float64) / sr
@@ -46,8 +46,12 @@ def harmonic_tone(
     """A sum of harmonics ``k f0`` with amplitude ``1/k``, each with its own phase (radians).
 
     Two tones with the same ``f0`` but different ``phases`` have the same magnitude spectrum
-    and different waveforms. Harmonics at or above Nyquist are left out. Peak-scaled to ``amp``.
+    and different waveforms. Harmonics at or above Nyquist are left out. The gain does not
+    depend on the phases, ``amp / sum(1/k)``, so the peak is at most ``amp`` (exactly ``amp``
+    when all phases are 0).
     """
+    if not f0 > 0:
+        raise ValueError(f"f0={f0} Hz must be positive.")
     t = torch.arange(_n_samples(duration, sr), dtype=torch.float64) / sr
     ks = [k for k in range(1, n_harmonics + 1) if k * f0 < sr / 2]
     if not ks:
@@ -56,7 +60,7 @@ def harmonic_tone(
     if phases.numel() < len(ks):
         raise ValueError(f"phases has {phases.numel()} values but {len(ks)} harmonics fit below Nyquist.")
     x = sum(torch.sin(2 * math.pi * k * f0 * t + float(phases[i])) / k for i, k in enumerate(ks))
-    return (amp * x / x.abs().max()).float()
+    return (amp * x / sum(1.0 / k for k in ks)).float()
 
 
 def pluck(
@@ -71,12 +75,16 @@ def pluck(
 
     A burst of noise one period long circulates in a delay line; each pass averages neighbouring
     samples (a low-pass filter) and scales by ``decay``, so high harmonics die first, as on a real
-    string. The pitch is ``sr / period`` with ``period = round(sr / freq)`` samples.
+    string. Averaging two neighbours delays the loop by half a sample more, so the pitch is
+    ``sr / (period - 0.5)`` with ``period = round(sr / freq + 0.5)`` samples: within a few cents of
+    ``freq`` at low pitches, further off at high ones (the delay can only be a whole sample).
     """
+    if not freq > 0:
+        raise ValueError(f"freq={freq} Hz must be positive.")
     n = _n_samples(duration, sr)
-    period = int(round(sr / freq))
-    if period < 2:
-        raise ValueError(f"freq={freq} Hz is too high for sr={sr} Hz: the period must be >= 2 samples.")
+    if freq >= sr / 2:
+        raise ValueError(f"freq={freq} Hz is too high for sr={sr} Hz: a pluck must sit below sr / 2 = {sr / 2} Hz.")
+    period = int(round(sr / freq + 0.5))
     if not 0 < decay <= 1:
         raise ValueError(f"decay={decay} must be in (0, 1].")
     buf = (torch.rand(period, generator=generator, dtype=torch.float64) * 2 - 1).tolist()

@@ -146,7 +146,9 @@ class SoundfontSynth:
         melodic = sorted({(e.program, False) for e in events if not e.drum})
         free = [c for c in range(16) if c != DRUM_CHANNEL]
         if len(melodic) > len(free):
-            raise ValueError(f"{len(melodic)} programs play at once, but General MIDI has {len(free)} melodic channels.")
+            raise ValueError(
+                f"{len(melodic)} programs play at once, but General MIDI has {len(free)} melodic channels."
+            )
         channels = dict(zip(melodic, free, strict=False))
         if any(e.drum for e in events):
             channels.update({(e.program, True): DRUM_CHANNEL for e in events if e.drum})
