@@ -11,6 +11,7 @@ Lesson: lessons/01_audio_representations.ipynb
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -192,7 +193,13 @@ def resample(x: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
     orig_sr, target_sr = check_sr(orig_sr, "orig_sr"), check_sr(target_sr, "target_sr")
     if orig_sr == target_sr:
         return x
-    return AF.resample(x, orig_sr, target_sr)
+    return _resampler(orig_sr, target_sr, x.device, x.dtype)(x)
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_sr: int, target_sr: int, device: torch.device, dtype: torch.dtype) -> AT.Resample:
+    """One resampling kernel per rate pair, built once (building it costs far more than applying it)."""
+    return AT.Resample(orig_sr, target_sr).to(device=device, dtype=dtype)
 
 
 def to_mono(x: torch.Tensor) -> torch.Tensor:
