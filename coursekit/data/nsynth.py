@@ -1,0 +1,475 @@
+"""NSynth's on-disk format: read the real NSynth, and render NSynth-mini in the same format.
+
+The format of the NSynth json/wav release (https://magenta.tensorflow.org/datasets/nsynth)::
+
+    <root>/nsynth-<split>/examples.json           {note_str: metadata} for split train, valid or test
+    <root>/nsynth-<split>/audio/<note_str>.wav    16 kHz, mono, 16-bit, 4 s (3 s held, then released)
+
+A note_str reads ``<instrument_str>-<pitch:03d>-<velocity:03d>``, e.g. ``guitar_acoustic_024-060-100``.
+:class:`NSynth` reads that format from the real dataset or from NSynth-mini, which
+:func:`render_nsynth_mini` renders offline through the General MIDI soundfont of
+``coursekit.data.soundfont``: 11 families mapped from GM programs, split by instrument so that
+valid and test instruments are never heard in training. NSynth-mini has no quality
+annotations: every note has ``qualities`` all 0 and ``qualities_str`` ``[]``.
+
+Example:
+    >>> train = NSynth(render_nsynth_mini(), "train", families=["guitar", "flute"])
+    >>> item = train[0]          # item["audio"]: Tensor [1, 64000], item["pitch"]: MIDI key
+
+Lesson: lessons/00_tour.ipynb
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from coursekit import audio, config
+from coursekit.data.cache import cached_build
+from coursekit.data.soundfont import SoundfontSynth
+
+FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
+SOURCES = ("acoustic", "electronic", "synthetic")
+SPLITS = ("train", "valid", "test")
+SR = 16000  # NSynth's sample rate, Hz
+DURATION, HOLD = 4.0, 3.0  # seconds per note, seconds held before the key is released
+VELOCITIES = (25, 50, 75, 100, 127)  # NSynth's five velocities
+PEAK = 0.9  # every NSynth-mini note is scaled to this peak
+SIZES = {"tiny": 2, "mini": 20, "full": None}  # notes per instrument; None: every pitch and velocity
+NSYNTH_URL = "https://magenta.tensorflow.org/datasets/nsynth"
+ITEM_KEYS = (
+    "pitch", "velocity", "instrument", "instrument_str", "instrument_family", "instrument_family_str",
+    "instrument_source", "instrument_source_str", "note_str",
+)  # fmt: skip
+_FORMAT_VERSION = 1  # bump when the rendering changes, so cached copies are rebuilt
+
+# Pitch range (MIDI, inclusive) rendered per family, inside NSynth's 24-84 span.
+FAMILY_PITCHES = {
+    "bass": (24, 60), "brass": (36, 84), "flute": (48, 84), "guitar": (40, 84), "keyboard": (36, 84),
+    "mallet": (53, 84), "organ": (36, 79), "reed": (48, 79), "string": (40, 84), "synth_lead": (36, 84),
+    "vocal": (53, 79),
+}  # fmt: skip
+
+# GM programs (0-based) of each family and source. Acoustic: recorded acoustic instruments;
+# electronic: recorded electric or electronic instruments; synthetic: synthesisers.
+# Measured with check_pitch: every 4th key of each family's range, then every key at velocities 25,
+# 75 and 127 of the programs that failed (their pitch never changed with velocity), then every key
+# of the instruments kept, at velocity 100 (all within 50 cents but reed organ key 37). Left out:
+# 16 drawbar organ (its sample zones disagree: 0, +1200 or -1200 cents from key to key), 19 church
+# organ (+1200 below key 60, -1200 above), 22 harmonica (+2785 at key 36), 29 overdrive and
+# 30 distortion guitar (+1200 to +1900 on low keys), 31 guitar harmonics (+2400), 37 slap bass 2
+# (+1200 to +2400 or unvoiced below key 39), 39 synth bass 2 (its filter resonates: raw peak 6.3 at
+# key 72), 47 timpani (+690), 78 whistle (-880 at every key), 84 charang (+1900 low, +1200 high),
+# 86 fifths saw (two pitches), 104 sitar (-2805 to +2415), and the unpitched 55 orchestra hit.
+_GM_GROUPS = (
+    ("keyboard", "acoustic", (0, 1, 3, 6)),
+    ("keyboard", "electronic", (2, 4, 7)),
+    ("keyboard", "synthetic", (5,)),  # E.Piano 2 is the FM (DX7) piano
+    ("mallet", "acoustic", (8, 9, 10, 11, 12, 13, 15)),
+    ("organ", "electronic", (17, 18)),
+    ("organ", "acoustic", (20, 21, 23)),
+    ("guitar", "acoustic", (24, 25, 105)),  # 105 banjo
+    ("guitar", "electronic", (26, 27, 28)),
+    ("bass", "acoustic", (32,)),
+    ("bass", "electronic", (33, 34, 35, 36)),
+    ("bass", "synthetic", (38,)),
+    ("string", "acoustic", (40, 41, 42, 43, 44, 45, 46, 48, 49, 110)),  # 110 fiddle
+    ("string", "synthetic", (50, 51)),
+    ("vocal", "acoustic", (52, 53)),
+    ("vocal", "synthetic", (54, 91)),  # 91 is the choir pad
+    ("brass", "acoustic", (56, 57, 58, 59, 60, 61)),
+    ("brass", "synthetic", (62, 63)),
+    ("reed", "acoustic", (64, 65, 66, 67, 68, 69, 70, 71, 109, 111)),  # 109 bagpipe, 111 shanai
+    ("flute", "acoustic", (72, 73, 74, 75, 76, 77, 79)),
+    ("synth_lead", "synthetic", (80, 81, 82, 83, 85, 87)),
+)
+# Organs 17 and 18 sound an octave below every key (-1189 to -1210 cents: a 16-foot stop), so they
+# are played an octave higher to sound at the labelled pitch.
+_TRANSPOSE = {17: 12, 18: 12}
+# Key ranges narrower than the family's, for programs whose lowest keys measured 19 (3 honky-tonk,
+# 21 accordion) or 12 (6 harpsichord) semitones high, or whose keys above 72 measured 41 to 65
+# cents flat (21 accordion, 23 bandoneon); and single keys that measured an octave off, or silent
+# (65 alto sax at key 64).
+_KEY_RANGES = {3: (39, 84), 6: (41, 84), 21: (40, 72), 23: (36, 72)}
+_BAD_KEYS = {(20, 37), (32, 29), (32, 30), (43, 44), (65, 64), (68, 64), (68, 74), (68, 75)}  # (program, key)
+
+
+@dataclass(frozen=True, order=True)
+class Instrument:
+    """One NSynth-mini instrument: a GM program labelled with an NSynth family and source."""
+
+    program: int  # 0-based GM program
+    family: str  # one of FAMILIES
+    source: str  # one of SOURCES
+
+    @property
+    def instrument_str(self) -> str:
+        """``<family>_<source>_<program:03d>``, e.g. ``guitar_acoustic_024``."""
+        return f"{self.family}_{self.source}_{self.program:03d}"
+
+
+INSTRUMENTS = tuple(sorted(Instrument(p, family, source) for family, source, programs in _GM_GROUPS for p in programs))
+
+
+# ----------------------------------------------------------------------------- reading
+class NSynth(Dataset):
+    """Notes in NSynth's on-disk format (the real NSynth or NSynth-mini), filtered, in note_str order.
+
+    Args:
+        root: the folder holding ``nsynth-train``, ``nsynth-valid`` and/or ``nsynth-test``.
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        families: keep these families (names such as ``"guitar"`` or indices 0-10); None keeps all.
+        sources: keep these sources (``"acoustic"``, ``"electronic"``, ``"synthetic"`` or 0-2).
+        pitch_range: ``(low, high)`` MIDI keys, inclusive.
+        velocities: keep these velocities, e.g. ``[100, 127]``.
+        sr: resample the audio to this rate in Hz when loading; None keeps NSynth's 16000.
+
+    Items are dicts: ``"audio"`` float32 Tensor ``[1, 4 * sr]`` in [-1, 1]; ``"sr"`` int Hz;
+    ``"pitch"`` MIDI key and ``"velocity"`` 1-127 (ints); ``"instrument"`` int id;
+    ``"instrument_family"`` 0-10 and ``"instrument_source"`` 0-2 (ints) with their names in the
+    ``*_str`` keys; ``"instrument_str"`` and ``"note_str"`` (strs). ``self.examples`` holds the full
+    metadata of every selected note (qualities included) without loading audio.
+
+    Raises:
+        FileNotFoundError: no such root, split folder or examples.json (says how to get NSynth).
+        ValueError: corrupt examples.json, unknown filter values, or nothing left after filtering.
+        Warns (and skips) for a listed note whose wav is missing; loading a wav that is not
+        16 kHz mono 4 s raises a ValueError naming the file.
+
+    Example:
+        >>> notes = NSynth(render_nsynth_mini(), "test", pitch_range=(48, 72))
+        >>> batch = next(iter(torch.utils.data.DataLoader(notes, batch_size=8)))   # batch["audio"]: [8, 1, 64000]
+
+    Lesson: lessons/00_tour.ipynb
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        families: Iterable[str | int] | str | int | None = None,
+        sources: Iterable[str | int] | str | int | None = None,
+        pitch_range: tuple[int, int] | None = None,
+        velocities: Iterable[int] | int | None = None,
+        sr: int | None = None,
+    ):
+        self.folder = _split_folder(Path(root).expanduser(), split)
+        self.sr = SR if sr is None else audio.check_sr(sr)
+        examples = _present(_read_examples(self.folder / "examples.json"), self.folder / "audio")
+        keep = _note_filter(families, sources, pitch_range, velocities)
+        self.examples = [e for e in examples if keep(e)]
+        if not self.examples:
+            raise ValueError(
+                f"no notes in {self.folder} match families={families!r}, sources={sources!r}, "
+                f"pitch_range={pitch_range}, velocities={velocities} (of {len(examples)} notes): widen the filters."
+            )
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        example = self.examples[index]
+        x = load_note(self.folder / "audio" / f"{example['note_str']}.wav")
+        item = {key: example[key] for key in ITEM_KEYS}
+        return {"audio": audio.resample(x, SR, self.sr), "sr": self.sr, **item}
+
+
+class NSynthMini(NSynth):
+    """NSynth-mini, rendered on first use: ``NSynth(render_nsynth_mini(root, size, seed), split, ...)``.
+
+    Example:
+        >>> flutes = NSynthMini("train", families=["flute"])
+
+    Lesson: lessons/00_tour.ipynb
+    """
+
+    def __init__(
+        self, split: str = "train", size: str | int = "mini", seed: int = 0, root: str | Path | None = None, **filters
+    ):
+        super().__init__(render_nsynth_mini(root, size, seed), split, **filters)
+
+
+def load_note(path: Path) -> torch.Tensor:
+    """Read one NSynth wav as a float32 Tensor ``[1, 64000]``, or raise naming what is wrong with it.
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    x, file_sr = audio.load(path, mono=False)
+    found = {"sample rate": file_sr, "channels": x.shape[0], "samples": x.shape[-1]}
+    expected = {"sample rate": SR, "channels": 1, "samples": round(DURATION * SR)}
+    wrong = [f"{k} {found[k]} (expected {expected[k]})" for k in expected if found[k] != expected[k]]
+    if wrong:
+        raise ValueError(
+            f"{path} is not an NSynth note: {', '.join(wrong)}. NSynth notes are 4 s of 16 kHz mono audio: "
+            f"convert it, e.g. `sox {path.name} -r 16000 -c 1 out.wav trim 0 4`, or re-render NSynth-mini."
+        )
+    return x
+
+
+def _split_folder(root: Path, split: str) -> Path:
+    how = (
+        f"Download NSynth's json/wav archives from {NSYNTH_URL} and unpack them into {root}, "
+        "or render NSynth-mini in the same format: NSynth(render_nsynth_mini(), split)."
+    )
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is not an NSynth split: use one of {SPLITS}.")
+    if not root.is_dir():
+        raise FileNotFoundError(f"NSynth folder {root} does not exist. {how}")
+    folder = root / f"nsynth-{split}"
+    if not folder.is_dir():
+        found = sorted(p.name for p in root.glob("nsynth-*")) or "none"
+        raise FileNotFoundError(f"{folder} does not exist (nsynth-* folders found in {root}: {found}). {how}")
+    return folder
+
+
+def _read_examples(path: Path) -> list[dict[str, Any]]:
+    """The entries of an examples.json, sorted by note_str, each checked for the keys items need."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: re-extract the NSynth archive, or re-render NSynth-mini.")
+    try:
+        examples = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path} is corrupt ({err}): re-extract the NSynth archive, or re-render NSynth-mini."
+        ) from err
+    if not isinstance(examples, dict):
+        raise ValueError(f"{path} holds a {type(examples).__name__}, not NSynth's {{note_str: metadata}} dict.")
+    for name, entry in examples.items():
+        missing = [key for key in ITEM_KEYS if key not in entry] if isinstance(entry, dict) else list(ITEM_KEYS)
+        if missing:
+            raise ValueError(f"{path}: entry {name!r} lacks {missing}; it is not in NSynth's format.")
+    return [examples[name] for name in sorted(examples)]
+
+
+def _present(examples: list[dict[str, Any]], audio_dir: Path) -> list[dict[str, Any]]:
+    """Drop entries whose wav is missing, with one warning naming them."""
+    on_disk = {p.name for p in audio_dir.glob("*.wav")}
+    missing = [e["note_str"] + ".wav" for e in examples if e["note_str"] + ".wav" not in on_disk]
+    if missing:
+        warnings.warn(
+            f"skipping {len(missing)} of {len(examples)} notes whose wav is missing from {audio_dir}: "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}",
+            stacklevel=3,
+        )
+    return [e for e in examples if e["note_str"] + ".wav" in on_disk]
+
+
+def _note_filter(families, sources, pitch_range, velocities):
+    """A predicate on examples.json entries that keeps the notes matching every filter given."""
+    family_ids = _indices(families, FAMILIES, "families")
+    source_ids = _indices(sources, SOURCES, "sources")
+    if pitch_range is not None and not (len(pitch_range) == 2 and pitch_range[0] <= pitch_range[1]):
+        raise ValueError(f"pitch_range={pitch_range} must be (low, high) MIDI keys with low <= high, e.g. (48, 72).")
+    velocity_set = None if velocities is None else {int(v) for v in np.atleast_1d(velocities)}
+
+    def keep(e: dict[str, Any]) -> bool:
+        return (
+            (family_ids is None or e["instrument_family"] in family_ids)
+            and (source_ids is None or e["instrument_source"] in source_ids)
+            and (pitch_range is None or pitch_range[0] <= e["pitch"] <= pitch_range[1])
+            and (velocity_set is None or e["velocity"] in velocity_set)
+        )
+
+    return keep
+
+
+def _indices(values, names: tuple[str, ...], argument: str) -> set[int] | None:
+    """Names or indices of ``names`` as a set of indices; None stays None."""
+    if values is None:
+        return None
+    indices = set()
+    for value in [values] if isinstance(values, (str, int)) else values:
+        index = names.index(value) if value in names else value
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or not 0 <= index < len(names):
+            raise ValueError(f"{argument}: {value!r} is not one of {names} or an index 0-{len(names) - 1}.")
+        indices.add(int(index))
+    return indices
+
+
+# ----------------------------------------------------------------------------- rendering
+def render_nsynth_mini(root: str | Path | None = None, size: str | int = "mini", seed: int = 0) -> Path:
+    """Render NSynth-mini in NSynth's format (once; later calls reuse the cache) and return its root.
+
+    Each of the 79 instruments in ``INSTRUMENTS`` plays ``size`` notes drawn (by ``seed``) from its
+    family's keys (``FAMILY_PITCHES``; fewer for a few programs whose other keys are out of tune)
+    times the five ``VELOCITIES``: 4 s at 16 kHz, held 3 s then released, peak-normalised to 0.9.
+    Within each family one instrument goes to test and one to valid (families of three or more;
+    of two, one to test), the rest to train.
+
+    Args:
+        root: output folder; default ``config.data_dir() / "nsynth_mini-<size>-seed<seed>"``.
+        size: ``"tiny"`` (2 notes per instrument, for tests), ``"mini"`` (20, 1,580 notes,
+            the default) or ``"full"`` (every pitch and velocity: 16,035 notes, 2 GB),
+            or a number of notes per instrument.
+        seed: chooses the split and the notes.
+
+    Returns:
+        The root, holding ``nsynth-train``, ``nsynth-valid`` and ``nsynth-test``.
+
+    Example:
+        >>> root = render_nsynth_mini()     # about 7 s the first time, then cached
+        >>> NSynth(root, "valid")
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    n_notes = _notes_per_instrument(size)
+    root = Path(root) if root is not None else config.data_dir() / f"nsynth_mini-{size}-seed{seed}"
+    params = {
+        "format": _FORMAT_VERSION,
+        "notes_per_instrument": n_notes,
+        "seed": seed,
+        "instruments": [i.instrument_str for i in INSTRUMENTS],
+        "pitches": FAMILY_PITCHES,
+        "transpose": {str(k): v for k, v in _TRANSPOSE.items()},
+        "key_ranges": {str(k): v for k, v in _KEY_RANGES.items()},
+        "bad_keys": sorted(_BAD_KEYS),
+    }
+    return cached_build(root, params, lambda tmp: _build(tmp, n_notes, seed))
+
+
+def _notes_per_instrument(size: str | int) -> int | None:
+    if isinstance(size, str) and size in SIZES:
+        return SIZES[size]
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    raise ValueError(f"size={size!r}: use one of {list(SIZES)} or a positive number of notes per instrument.")
+
+
+def split_instruments(instruments: Iterable[Instrument], seed: int) -> dict[str, list[Instrument]]:
+    """Assign whole instruments to splits: per family, one to test and one to valid, the rest to train.
+
+    A family of two instruments gives one to train and one to test; of one, it stays in train.
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    rng = np.random.default_rng(seed)
+    splits: dict[str, list[Instrument]] = {split: [] for split in SPLITS}
+    for family in FAMILIES:
+        members = [i for i in instruments if i.family == family]
+        members = [members[j] for j in rng.permutation(len(members))]
+        held_out = ["test", "valid"][: len(members) - 1]
+        for split, instrument in zip(held_out, members, strict=False):
+            splits[split].append(instrument)
+        splits["train"].extend(members[len(held_out) :])
+    return {split: sorted(members) for split, members in splits.items()}
+
+
+def _choose_notes(instrument: Instrument, n_notes: int | None, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """``n_notes`` distinct (pitch, velocity) pairs from the instrument's key range, sorted; all for None."""
+    low, high = _KEY_RANGES.get(instrument.program, FAMILY_PITCHES[instrument.family])
+    keys = [p for p in range(low, high + 1) if (instrument.program, p) not in _BAD_KEYS]
+    grid = [(p, v) for p in keys for v in VELOCITIES]
+    if n_notes is None or n_notes >= len(grid):
+        return grid
+    return sorted(grid[j] for j in rng.choice(len(grid), n_notes, replace=False))
+
+
+def _build(folder: Path, n_notes: int | None, seed: int) -> None:
+    """Render every split into ``folder`` (called by ``cached_build`` with a temporary folder)."""
+    rng = np.random.default_rng([seed, 1])  # a stream of its own, apart from the split's
+    synth = SoundfontSynth(SR)
+    note_ids = count()
+    for split, instruments in split_instruments(INSTRUMENTS, seed).items():
+        audio_dir = folder / f"nsynth-{split}" / "audio"
+        audio_dir.mkdir(parents=True)
+        examples = {}
+        for instrument in instruments:
+            for pitch, velocity in _choose_notes(instrument, n_notes, rng):
+                entry = _render_example(synth, instrument, pitch, velocity, audio_dir)
+                if entry is not None:
+                    examples[entry["note_str"]] = {"note": next(note_ids), **entry}
+        (audio_dir.parent / "examples.json").write_text(json.dumps(examples, indent=2))
+
+
+def _render_example(
+    synth: SoundfontSynth, instrument: Instrument, pitch: int, velocity: int, audio_dir: Path
+) -> dict[str, Any] | None:
+    """Render, check, normalise and save one note; return its examples.json entry (None if silent)."""
+    note_str = f"{instrument.instrument_str}-{pitch:03d}-{velocity:03d}"
+    key = pitch + _TRANSPOSE.get(instrument.program, 0)
+    x = synth.render_note(instrument.program, key, velocity, hold=HOLD, duration=DURATION)
+    # A voice still sounding at 4 s is cut with a quick release of about 12 ms, longer than the 64
+    # samples SoundfontSynth lets it run: render 20 ms of silence so it cannot leak into the next note.
+    synth.render_events([], 0.02)
+    peak = float(np.abs(x).max())
+    if not np.isfinite(x).all() or peak < 1e-4:
+        warnings.warn(
+            f"NSynth-mini: skipped {note_str}, the soundfont rendered it silent (peak {peak:.1e}).", stacklevel=2
+        )
+        return None
+    audio.save(audio_dir / f"{note_str}.wav", torch.from_numpy(x * (PEAK / peak)), SR)
+    return {
+        "note_str": note_str,
+        "pitch": pitch,
+        "velocity": velocity,
+        "instrument": instrument.program,
+        "instrument_str": instrument.instrument_str,
+        "instrument_family": FAMILIES.index(instrument.family),
+        "instrument_family_str": instrument.family,
+        "instrument_source": SOURCES.index(instrument.source),
+        "instrument_source_str": instrument.source,
+        "qualities": [0] * 10,  # NSynth-mini has no quality annotations
+        "qualities_str": [],
+        "sample_rate": SR,
+    }
+
+
+# ----------------------------------------------------------------------------- checking
+def check_pitch(x: torch.Tensor | np.ndarray, sr: int, pitch: int, threshold: float = 0.5) -> float:
+    """How far the fundamental of a note lies from MIDI ``pitch``, in cents (CREPE, torchcrepe's tiny model).
+
+    CREPE rates 360 pitch bins 20 cents apart every 20 ms; a frame is voiced when its best bin's
+    confidence exceeds ``threshold``, and its pitch is the confidence-weighted mean of the bins
+    around the best one. The median over voiced frames is compared with the key's frequency.
+    About 0.3 s per 4 s note on one CPU core.
+
+    Args:
+        x: a note, Tensor or array ``[samples]`` or ``[1, samples]``.
+        sr: its sample rate in Hz.
+        pitch: the MIDI key it should sound (69 is A4, 440 Hz).
+
+    Returns:
+        Cents, positive when sharp: about +1200 an octave too high, within +-50 for a good note.
+
+    Raises:
+        ValueError: when no frame is voiced (silence, noise, a fundamental below 32 Hz, or a note
+            too short or too inharmonic for CREPE).
+
+    Example:
+        >>> check_pitch(coursekit.synth.sine(440.0, 1.0, 16000), 16000, 69)   # about 0
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    cents, confidence = _crepe_cents(audio.resample(audio.to_mono(torch.as_tensor(x, dtype=torch.float32)), sr, SR))
+    voiced = confidence > threshold
+    if not voiced.any():
+        raise ValueError(f"no frame of x is voiced (confidence > {threshold}): it is silent, noisy or below 32 Hz.")
+    return float(cents[voiced].median()) - 1200 * math.log2(440.0 * 2 ** ((pitch - 69) / 12) / 10.0)
+
+
+def _crepe_cents(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CREPE's pitch (cents above 10 Hz) and confidence for each 20 ms frame of ``x`` [1, samples] at 16 kHz.
+
+    Decoded here rather than by ``torchcrepe.predict``: its Viterbi decoder sticks at the lowest bin
+    on some whole notes, and its dithering draws from NumPy's global generator.
+    """
+    import torchcrepe  # imported here: it takes a second to load, and most users of this module never need it
+
+    with torch.no_grad():  # not inference_mode: the model torchcrepe caches must stay usable elsewhere
+        frames = torch.cat(list(torchcrepe.preprocess(x.detach().cpu(), SR, hop_length=SR // 50)))
+        probabilities = torchcrepe.infer(frames, model="tiny")  # [frames, 360]
+    confidence, best = probabilities.max(dim=1)
+    bins = torch.arange(probabilities.shape[1])
+    weights = probabilities * ((bins - best[:, None]).abs() <= 4)  # the best bin and 4 either side
+    bin_cents = torchcrepe.CENTS_PER_BIN * bins + 1997.3794084376191  # torchcrepe's bin centres
+    return (weights * bin_cents).sum(dim=1) / weights.sum(dim=1), confidence
