@@ -41,3 +41,39 @@ def snr_db(ref: torch.Tensor, est: torch.Tensor) -> float:
     if noise == 0:
         return float("inf")
     return float(10 * torch.log10(ref.pow(2).sum() / noise))
+
+
+def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
+    """Count the latent dimensions a VAE uses: those whose posterior mean varies across the data.
+
+    The activity of dimension ``u`` is ``Var_x(E_q(z|x)[z_u])``, the variance over examples of the
+    encoder's mean (Burda et al. 2016, "Importance Weighted Autoencoders"). A dimension
+    the decoder ignores collapses to the prior for every ``x``: its mean stays near 0 whatever the
+    input, so its activity is near 0 (posterior collapse). Variances are over examples with
+    divisor ``n`` (the population variance, as in the definition).
+
+    Args:
+        mu: Tensor [n, latent], posterior means of ``n >= 2`` examples (e.g. a validation set).
+        threshold: a dimension is active when its activity exceeds this; default 0.01, Burda's value.
+
+    Returns:
+        ``(n_active, variances)``: the number of active dimensions, and Tensor [latent] of activities.
+
+    Example::
+
+        mu, _ = model.encode(images)
+        n_active, variances = active_units(mu.detach())
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    if not isinstance(mu, torch.Tensor) or not mu.is_floating_point():
+        raise TypeError(f"mu must be a float torch.Tensor [n, latent], got {type(mu).__name__}.")
+    if mu.dim() != 2 or mu.shape[0] < 2:
+        raise ValueError(
+            f"mu has shape {list(mu.shape)}; expected [n, latent] with n >= 2 examples "
+            "(encode a batch of inputs, not one; flatten extra dimensions with mu.reshape(n, -1))."
+        )
+    if threshold < 0:
+        raise ValueError(f"threshold={threshold} must be >= 0 (Burda et al. use 0.01).")
+    variances = mu.detach().var(dim=0, correction=0)
+    return int((variances > threshold).sum()), variances

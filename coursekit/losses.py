@@ -1,0 +1,231 @@
+"""Loss terms for the course's generative models, each a plain function of tensors.
+
+Conventions: a loss sums over every non-batch dimension (pixels, latent dimensions, samples) and
+averages over the batch, so its value is "nats per example" and does not change with the batch
+size. Functions named ``*_nll`` are negative log-likelihoods of the data under the decoder;
+``kl_*`` are KL divergences of the encoder's posterior from the prior; :func:`elbo_loss` combines
+them into the dict ``{"loss", <parts>...}`` that :func:`coursekit.train.fit` logs part by part.
+
+Lesson: lessons/02_vae_mnist.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+_LOG_2PI = math.log(2 * math.pi)
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_tensor(t: torch.Tensor, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}: use torch.as_tensor({name}).")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor, got {t.dtype}: use {name}.float().")
+    if t.dim() == 0:
+        raise ValueError(f"{name} is a scalar: losses need a batch dimension first, e.g. shape [batch, ...].")
+
+
+def _check_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str) -> None:
+    _check_tensor(a, a_name)
+    _check_tensor(b, b_name)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{a_name} has shape {list(a.shape)} but {b_name} has {list(b.shape)}: they must match "
+            "(did the decoder output [batch, 784] for images of [batch, 1, 28, 28]? reshape one to the other)."
+        )
+
+
+def _per_example_mean(values: torch.Tensor) -> torch.Tensor:
+    """Sum ``values [batch, ...]`` over all non-batch dimensions, then average over the batch."""
+    return values.reshape(values.shape[0], -1).sum(dim=1).mean()
+
+
+# ----------------------------------------------------------------------------- KL terms
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL( N(mu, exp(logvar)) || N(0, 1) ) for each latent dimension, in nats.
+
+    The closed form ``0.5 * (mu**2 + exp(logvar) - 1 - logvar)``: zero exactly when ``mu = 0`` and
+    ``logvar = 0`` (the posterior equals the prior), positive otherwise.
+
+    Args:
+        mu: Tensor [batch, latent] (or any shape, e.g. [batch, latent, frames]), posterior means.
+        logvar: Tensor of the same shape, log-variances of the posterior.
+
+    Returns:
+        Tensor of the same shape as ``mu``: the KL of each dimension of each example.
+
+    Example::
+
+        kl_normal(torch.zeros(8, 2), torch.zeros(8, 2))  # all zeros
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    _check_same_shape(mu, "mu", logvar, "logvar")
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL of the posterior from the standard normal prior: summed over latent dims, batch mean.
+
+    Args:
+        mu: Tensor [batch, latent] (or [batch, latent, frames]), posterior means.
+        logvar: Tensor of the same shape, posterior log-variances.
+
+    Returns:
+        Tensor [] in nats per example: the KL term of the ELBO.
+
+    Example::
+
+        mu, logvar = model.encode(x)
+        kl = kl_divergence(mu, logvar)
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    return _per_example_mean(kl_normal(mu, logvar))
+
+
+# ----------------------------------------------------------------------------- likelihoods
+def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, logvar: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """Negative log-likelihood of ``x`` under N(x_hat, exp(logvar)): summed per example, batch mean.
+
+    Includes the constant ``0.5 * log(2 pi)`` per element, so the value is a true NLL in nats and
+    can be compared across models; with ``logvar = 0`` it is ``0.5 * squared error + constant``.
+
+    Args:
+        x: Tensor [batch, ...], the data.
+        x_hat: Tensor of the same shape, the decoder's mean.
+        logvar: the decoder's log-variance: a float, or a Tensor that broadcasts to ``x``
+            (e.g. learned per pixel); default 0.0 (unit variance).
+
+    Returns:
+        Tensor [] in nats per example.
+
+    Example::
+
+        gaussian_nll(x, model_mean(z))
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    _check_same_shape(x, "x", x_hat, "x_hat")
+    logvar = torch.as_tensor(logvar, dtype=x.dtype, device=x.device)
+    nll = 0.5 * (_LOG_2PI + logvar + (x - x_hat).pow(2) / logvar.exp())
+    return _per_example_mean(nll.expand_as(x))
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of ``x`` under Bernoulli(sigmoid(logits)): summed per example, batch mean.
+
+    Takes logits, not probabilities, for numerical stability (``torch.sigmoid(logits)`` is the
+    image). ``x`` may be grey levels in [0, 1], not only 0 and 1.
+
+    Args:
+        logits: Tensor [batch, ...], e.g. [batch, 1, 28, 28] from a VAE decoder.
+        x: Tensor of the same shape, values in [0, 1].
+
+    Returns:
+        Tensor [] in nats per example.
+
+    Raises:
+        ValueError: if a value of ``x`` lies outside [0, 1].
+
+    Example::
+
+        bernoulli_nll(model.decode(z), images)
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    _check_same_shape(logits, "logits", x, "x")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"x has values in [{float(x.min()):.3g}, {float(x.max()):.3g}] but a Bernoulli likelihood needs [0, 1]: "
+            "scale images with x / 255, or use likelihood='gaussian' for data that is not in [0, 1]."
+        )
+    return _per_example_mean(F.binary_cross_entropy_with_logits(logits, x, reduction="none"))
+
+
+# ----------------------------------------------------------------------------- ELBO
+def elbo_loss(
+    x: torch.Tensor,
+    logits_or_mean: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    beta: float = 1.0,
+    likelihood: str = "bernoulli",
+) -> dict[str, torch.Tensor]:
+    """The VAE objective: reconstruction NLL plus ``beta`` times the KL to the prior.
+
+    With ``beta = 1`` the loss is the negative ELBO, an upper bound on ``-log p(x)`` (lower is
+    better); ``beta > 1`` is the beta-VAE; ``beta < 1`` (or a warm-up, :func:`beta_warmup`) lets
+    the decoder learn before the KL pulls the posterior to the prior.
+
+    Args:
+        x: Tensor [batch, ...], the data, e.g. images [batch, 1, 28, 28] in [0, 1].
+        logits_or_mean: Tensor of the same shape from the decoder: Bernoulli logits for
+            ``likelihood="bernoulli"``, the Gaussian mean (unit variance) for ``"gaussian"``.
+        mu: Tensor [batch, latent], posterior means from the encoder.
+        logvar: Tensor [batch, latent], posterior log-variances.
+        beta: weight of the KL term, >= 0; default 1.0.
+        likelihood: ``"bernoulli"`` (default; :func:`bernoulli_nll`) or ``"gaussian"``
+            (:func:`gaussian_nll` with ``logvar = 0``).
+
+    Returns:
+        ``{"loss": recon + beta * kl, "recon": ..., "kl": ...}``, each a Tensor [] in nats per example.
+
+    Example::
+
+        logits, mu, logvar = model(x)
+        parts = elbo_loss(x, logits, mu, logvar, beta=beta_warmup(step, 1000))
+        parts["loss"].backward()
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood={likelihood!r} is not known: use one of {list(LIKELIHOODS)}.")
+    _check_beta(beta, "beta")
+    _check_same_shape(mu, "mu", logvar, "logvar")
+    _check_tensor(x, "x")
+    if mu.shape[0] != x.shape[0]:
+        raise ValueError(f"x has a batch of {x.shape[0]} but mu has {mu.shape[0]}: pass the encoder's output for x.")
+    if likelihood == "bernoulli":
+        recon = bernoulli_nll(logits_or_mean, x)
+    else:
+        recon = gaussian_nll(x, logits_or_mean)
+    kl = kl_divergence(mu, logvar)
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+
+
+def _check_beta(value: float, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}={value!r} must be a finite number >= 0 (1.0 gives the plain ELBO).")
+
+
+def beta_warmup(step: int, warmup_steps: int, beta_max: float = 1.0) -> float:
+    """KL weight that grows linearly from 0 to ``beta_max`` over ``warmup_steps``, then stays there.
+
+    Args:
+        step: the optimizer step, from 0.
+        warmup_steps: steps to reach ``beta_max``; 0 means ``beta_max`` from the start.
+        beta_max: the final weight, >= 0; default 1.0.
+
+    Returns:
+        ``beta_max * min(1, step / warmup_steps)``.
+
+    Example::
+
+        [beta_warmup(s, 4) for s in range(6)]  # [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    for value, name in ((step, "step"), (warmup_steps, "warmup_steps")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name}={value!r} must be a whole number >= 0.")
+    _check_beta(beta_max, "beta_max")
+    if warmup_steps == 0:
+        return float(beta_max)
+    return float(beta_max) * min(1.0, step / warmup_steps)
