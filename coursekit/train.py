@@ -106,6 +106,7 @@ def fit(
     live_plot: bool | str = "auto",
     progress: bool = True,
     scheduler: Any = None,
+    restore_best: bool = False,
 ) -> History:
     """Train ``model`` for up to ``epochs`` epochs and return the :class:`History`.
 
@@ -134,6 +135,8 @@ def fit(
         progress: show a tqdm progress bar per epoch with the running loss.
         scheduler: a learning-rate scheduler stepped once per epoch (``ReduceLROnPlateau`` gets
             the monitored loss).
+        restore_best: at the end, load the weights of the best epoch back into ``model`` (kept in
+            memory on the CPU), instead of leaving the last epoch's.
 
     Returns:
         The :class:`History`; ``stop_reason`` says why training ended.
@@ -152,7 +155,7 @@ def fit(
     budget = _Budget(max_steps, time_budget_s)
     history = History()
     plot = _LivePlot() if _wants_live_plot(live_plot) else None
-    best = math.inf
+    best, best_state = math.inf, None
     for epoch in range(1, epochs + 1):
         with tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=False) as bar:
             record = {"epoch": epoch} | _train_epoch(model, bar, loss_fn, optimizer, clip_grad_norm, device, budget)
@@ -165,6 +168,8 @@ def fit(
             best, history.best_epoch = monitored, epoch
             if checkpoint_path is not None:
                 save_checkpoint(checkpoint_path, model, checkpoint_config, metrics=record)
+            if restore_best:
+                best_state = {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
         _step_scheduler(scheduler, monitored)
         if plot is not None:
             plot.update(history)
@@ -172,12 +177,15 @@ def fit(
             tqdm.write(_summary(record))
         if budget.reason():
             history.stop_reason = budget.reason()
-            return history
+            break
         if patience is not None and epoch - (history.best_epoch or 0) >= patience:
             history.stopped_early = True
             history.stop_reason = f"patience: no improvement of more than {min_delta} for {patience} epochs"
-            return history
-    history.stop_reason = f"epochs: ran all {epochs} epochs"
+            break
+    else:
+        history.stop_reason = f"epochs: ran all {epochs} epochs"
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return history
 
 
@@ -395,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipe", nargs="?", help="the recipe to run (see --list)")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     args = parser.parse_args(argv)
+    import coursekit.recipes  # noqa: F401  (registers the shipped recipes; it imports this module)
+
     known = ", ".join(sorted(RECIPES)) or "none registered yet"
     if args.list:
         for name in sorted(RECIPES):

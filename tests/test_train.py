@@ -267,6 +267,23 @@ def test_checkpoint_holds_the_best_epochs_weights(tmp_path):
     assert ckpt["metrics"] == history.epochs[closest_to_one - 1]
 
 
+def test_restore_best_leaves_the_best_epochs_weights_in_the_model():
+    snapshots = []
+
+    def loss_fn(model, batch):
+        if not model.training:
+            snapshots.append(model.weight.detach().clone())
+        return mse_loss(model, batch)
+
+    x = torch.linspace(-1, 1, 16).unsqueeze(1)
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    history = quiet_fit(model, loader(Pairs(x, 2 * x.squeeze(1)), batch_size=16), loss_fn, lr=0.2, epochs=8,
+                        valid_loader=loader(Pairs(x, x.squeeze(1)), batch_size=16), restore_best=True)
+    assert history.best_epoch < len(history.epochs)
+    assert torch.equal(model.weight, snapshots[history.best_epoch - 1])
+
+
 def test_checkpoint_path_without_config_is_refused(tmp_path):
     with pytest.raises(ValueError, match="checkpoint_path needs checkpoint_config"):
         quiet_fit(linear(), loader(regression(8, 0)), checkpoint_path=tmp_path / "x.pt")
@@ -367,19 +384,33 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
-def test_cli_list_says_nothing_is_registered():
+def test_cli_lists_the_shipped_recipes_with_their_first_doc_line():
+    import coursekit.recipes  # noqa: F401
+
     result = run_cli("--list")
     assert result.returncode == 0
-    assert result.stdout.strip() == "no recipes registered yet"
+    assert result.stdout.splitlines() == [f"{name}  {train._first_line(train.RECIPES[name].__doc__)}"
+                                          for name in sorted(train.RECIPES)]
+    assert "vae_mnist_conv  Convolutional VAE on MNIST, latent size 16 (lesson 02)." in result.stdout
 
 
 def test_cli_unknown_recipe_names_the_known_ones():
     result = run_cli("nope")
     assert result.returncode == 2
-    assert "unknown recipe 'nope'; known recipes: none registered yet" in result.stderr
+    assert "unknown recipe 'nope'; known recipes: vae_mnist_2d, vae_mnist_conv" in result.stderr
+
+
+def test_cli_list_says_when_nothing_is_registered(monkeypatch, capsys):
+    import coursekit.recipes  # noqa: F401  (imported first, so main's import registers nothing new)
+
+    monkeypatch.setattr(train, "RECIPES", {})
+    assert main(["--list"]) == 0
+    assert capsys.readouterr().out == "no recipes registered yet\n"
 
 
 def test_registered_recipe_is_listed_and_run(monkeypatch, capsys, tmp_path):
+    import coursekit.recipes  # noqa: F401
+
     monkeypatch.setattr(train, "RECIPES", {})
 
     @register_recipe("tiny")

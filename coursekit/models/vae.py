@@ -23,6 +23,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from coursekit.losses import elbo_loss
+
 IMAGE_SHAPE = (1, 28, 28)
 KINDS = ("linear", "conv", "conv_bn")
 
@@ -303,3 +305,26 @@ def _check_generator(generator: torch.Generator | None, device: torch.device) ->
             f"generator is on {generator.device.type} but the tensors are on {device.type}: "
             f"create it with torch.Generator(device={str(device)!r}).manual_seed(seed)."
         )
+
+
+def vae_loss(model: ImageVAE, batch: dict, beta: float = 1.0) -> dict[str, torch.Tensor]:
+    """The negative ELBO of a batch, in the form :func:`coursekit.train.fit` takes.
+
+    Args:
+        model: an image VAE.
+        batch: ``{"image": Tensor [batch, 1, 28, 28] in [0, 1], ...}``, as MNIST loaders yield.
+        beta: weight of the KL term (1.0: the plain ELBO).
+
+    Returns:
+        ``{"loss", "recon", "kl"}`` as :func:`coursekit.losses.elbo_loss` returns them (nats per image).
+
+    Example::
+
+        fit(model, train_loader, vae_loss, optimizer)
+        fit(model, train_loader, functools.partial(vae_loss, beta=4.0), optimizer)
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    x = batch["image"]
+    logits, mu, logvar = model(x)
+    return elbo_loss(x, logits, mu, logvar, beta=beta)
