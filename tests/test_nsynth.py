@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from coursekit import synth
+from coursekit import audio, synth
 from coursekit.data import nsynth
 from coursekit.data.nsynth import NSynth, NSynthMini, check_pitch, render_nsynth_mini
 
@@ -350,6 +350,23 @@ def test_nsynth_mini_class_caches_under_the_data_folder(monkeypatch, tmp_path):
 def test_unknown_size_is_refused(tmp_path, size):
     with pytest.raises(ValueError, match=rf"size={size!r}: use one of \['tiny', 'mini', 'full'\]"):
         render_nsynth_mini(tmp_path / "x", size=size)
+
+
+def test_note_wavs_hold_the_bytes_audio_save_writes(tmp_path):
+    """NSynth-mini writes its wavs itself, for speed: they must stay what audio.save (soundfile) would write."""
+    on_steps = np.arange(-29000, 29000, 7, dtype=np.float32) / 32768
+    x = np.concatenate(
+        [
+            np.random.default_rng(0).uniform(-0.9, 0.9, 20000).astype(np.float32),
+            on_steps,  # exactly on a 16-bit step
+            on_steps + np.float32(0.5 / 32768),  # half way between two steps
+            np.nextafter(on_steps, np.float32(-1)),  # just below a step: rounds up to it, not down
+            np.float32([0.9, -0.9, 0.0, 1e-10, -1e-10, 7.8e-4]),
+        ]
+    )
+    nsynth._write_pcm16_wav(tmp_path / "fast.wav", x, SR)
+    audio.save(tmp_path / "reference.wav", torch.from_numpy(x), SR)
+    assert (tmp_path / "fast.wav").read_bytes() == (tmp_path / "reference.wav").read_bytes()
 
 
 def test_silent_notes_are_skipped_with_a_warning(monkeypatch, tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -317,7 +318,7 @@ def render_nsynth_mini(root: str | Path | None = None, size: str | int = "mini",
         The root, holding ``nsynth-train``, ``nsynth-valid`` and ``nsynth-test``.
 
     Example:
-        >>> root = render_nsynth_mini()     # about 7 s the first time, then cached
+        >>> root = render_nsynth_mini()     # about 2 s the first time (one core), then cached
         >>> NSynth(root, "valid")
 
     Lesson: lessons/00_tour.ipynb
@@ -398,16 +399,13 @@ def _render_example(
     note_str = f"{instrument.instrument_str}-{pitch:03d}-{velocity:03d}"
     key = pitch + _TRANSPOSE.get(instrument.program, 0)
     x = synth.render_note(instrument.program, key, velocity, hold=HOLD, duration=DURATION)
-    # A voice still sounding at 4 s is cut with a quick release of about 12 ms, longer than the 64
-    # samples SoundfontSynth lets it run: render 20 ms of silence so it cannot leak into the next note.
-    synth.render_events([], 0.02)
-    peak = float(np.abs(x).max())
-    if not np.isfinite(x).all() or peak < 1e-4:
+    peak = float(np.abs(x).max())  # NaN or inf when any sample is
+    if not math.isfinite(peak) or peak < 1e-4:
         warnings.warn(
             f"NSynth-mini: skipped {note_str}, the soundfont rendered it silent (peak {peak:.1e}).", stacklevel=2
         )
         return None
-    audio.save(audio_dir / f"{note_str}.wav", torch.from_numpy(x * (PEAK / peak)), SR)
+    _write_pcm16_wav(audio_dir / f"{note_str}.wav", x * np.float32(PEAK / peak), SR)
     return {
         "note_str": note_str,
         "pitch": pitch,
@@ -422,6 +420,26 @@ def _render_example(
         "qualities_str": [],
         "sample_rate": SR,
     }
+
+
+def _write_pcm16_wav(path: Path, x: np.ndarray, sr: int) -> None:
+    """Write float32 ``x`` [samples] in [-1, 1) as a 16-bit mono wav, the bytes ``audio.save`` would write.
+
+    soundfile (libsndfile 1.2) writes a 44-byte header and converts each sample through 32 bits,
+    ``round(x * 2**31) >> 16``; so does this, a few times faster: no fsync per file and no
+    temporary file (``cached_build`` already renders into a folder that it renames into place when
+    complete). tests/test_nsynth.py checks that the bytes agree with soundfile's.
+    """
+    scaled = x * np.float32(2**31)  # exact: a power of two
+    np.rint(scaled, out=scaled)  # round half to even, as lrintf
+    pcm = (scaled.astype(np.int32) >> 16).astype("<i2")
+    n_bytes = pcm.nbytes
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + n_bytes, b"WAVE", b"fmt ", 16, 1, 1, sr, 2 * sr, 2, 16, b"data", n_bytes
+    )
+    with open(path, "wb") as f:
+        f.write(header)
+        f.write(pcm.data)
 
 
 # ----------------------------------------------------------------------------- checking

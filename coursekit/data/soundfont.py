@@ -87,11 +87,10 @@ class SoundfontSynth:
             raise ValueError(f"the soundfont has no preset for program {program} (drum={drum}).")
         return name
 
-    def _generate(self, n_samples: int) -> np.ndarray:
-        if n_samples <= 0:
-            return np.zeros(0, dtype=np.float32)
-        stereo = np.frombuffer(self._synth.generate(n_samples), dtype=np.float32).reshape(-1, 2)
-        return stereo.mean(axis=1)
+    def _generate_into(self, stereo: np.ndarray, start: int, stop: int) -> None:
+        """Render samples ``start:stop`` into ``stereo``, a C-contiguous float32 ``[samples, 2]`` array."""
+        if stop > start:
+            self._synth.generate(stop - start, buffer=memoryview(stereo[start:stop]).cast("B"))
 
     def _select(self, channel: int, program: int, drum: bool) -> None:
         if drum:
@@ -127,20 +126,20 @@ class SoundfontSynth:
             changes.append((round(e.start * self.sr), 1, channel, e.pitch, e.velocity))
             changes.append((max(round(e.end * self.sr), round(e.start * self.sr) + 1), 0, channel, e.pitch, 0))
         changes.sort()
-        n_total = round(duration * self.sr)
-        out, cursor = [], 0
+        stereo = np.zeros((round(duration * self.sr), 2), dtype=np.float32)  # rendered in place between events
+        cursor = 0
         for sample, is_on, channel, pitch, velocity in changes:
-            sample = min(sample, n_total)
-            out.append(self._generate(sample - cursor))
+            sample = min(sample, len(stereo))
+            self._generate_into(stereo, cursor, sample)
             cursor = sample
             if is_on:
                 self._synth.noteon(channel, pitch, velocity)
             else:
                 self._synth.noteoff(channel, pitch)
-        out.append(self._generate(n_total - cursor))
+        self._generate_into(stereo, cursor, len(stereo))
         self._synth.sounds_off()
-        self._generate(round(0.02 * self.sr))  # the quick release takes ~12 ms: let it end so the next render is silent
-        return np.concatenate(out).astype(np.float32)
+        self._synth.generate(round(0.02 * self.sr))  # the quick release takes ~12 ms: let it end (output discarded)
+        return _to_mono(stereo)
 
     def _assign_channels(self, events: list[NoteEvent]) -> dict[tuple[int, bool], int]:
         melodic = sorted({(e.program, False) for e in events if not e.drum})
@@ -170,6 +169,17 @@ class SoundfontSynth:
         if duration is None:
             duration = max((e.end for e in events), default=0.0) + 1.0
         return self.render_events(events, duration)
+
+
+def _to_mono(stereo: np.ndarray) -> np.ndarray:
+    """The mean of the two channels of float32 ``[samples, 2]``, as float32 ``[samples]``.
+
+    ``(left + right) * 0.5`` equals ``stereo.mean(axis=1)`` bit for bit (halving is exact) and is
+    several times faster than numpy's reduction over an axis of length 2.
+    """
+    mono = stereo[:, 0] + stereo[:, 1]
+    mono *= np.float32(0.5)
+    return mono
 
 
 def _check_note(pitch: int, velocity: int, program: int) -> None:
