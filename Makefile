@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PORT   ?= 8888
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)  # Jupyter refuses root unless told
 
-.PHONY: lab test lint doctor clean-venv
+.PHONY: lab test lint doctor clean-venv assignments grade
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --port=$(PORT) $(AS_ROOT) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons
@@ -22,6 +22,34 @@ lint: $(STAMP)
 
 doctor: $(STAMP)
 	$(BIN)/python -m coursekit doctor
+
+# ---------------------------------------------------------------------------- assignments (nbgrader)
+# nbgrader_config.py makes solutions/ the source and assignments/ the release; solutions/README.md
+# is the instructor guide. Every folder in solutions/ is one assignment.
+ASSIGNMENTS := $(patsubst solutions/%/,%,$(sort $(wildcard solutions/*/)))
+# GRADE_FAST=1 grades at the FAST sizes (COURSEKIT_FAST=1); GRADE_FAST=0 at the students' sizes.
+GRADE_FAST ?= 1
+# FORCE=1 autogrades again the submissions that were autograded before.
+FORCE ?= 0
+# nbgrader runs `alembic` (its database migrations) from PATH, so .venv/bin goes first on it.
+NBGRADER = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader
+
+# Regenerate assignments/<a>/ from solutions/<a>/ and store each notebook's cells, points and
+# hidden tests in gradebook.db (the grader restores the test cells from there).
+assignments: $(STAMP)
+	@test -n "$(ASSIGNMENTS)" || { echo "no assignment folders in solutions/"; exit 1; }
+	for a in $(ASSIGNMENTS); do $(NBGRADER) generate_assignment "$$a" --force --log-level=WARN || exit 1; done
+
+# Autograde submitted/<student>/<assignment>/, write feedback/<student>/<assignment>/*.html and grades.csv.
+grade: $(STAMP) assignments
+	@ls -d submitted/*/*/ >/dev/null 2>&1 || { echo "nothing to grade: put submissions in submitted/<student>/<assignment>/"; exit 1; }
+	for a in $(ASSIGNMENTS); do \
+	  ls -d submitted/*/"$$a"/ >/dev/null 2>&1 || continue; \
+	  COURSEKIT_FAST=$(GRADE_FAST) $(NBGRADER) autograde "$$a" $(if $(filter 1,$(FORCE)),--force,) || exit 1; \
+	  $(NBGRADER) generate_feedback "$$a" --force || exit 1; \
+	done
+	$(NBGRADER) export --to grades.csv
+	@echo "grades: $(CURDIR)/grades.csv, feedback: $(CURDIR)/feedback/<student>/<assignment>/"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"coursekit needs Python 3.11, found {sys.version.split()[0]} at {sys.executable}: install 3.11 or run make PYTHON=/path/to/python3.11"'

@@ -1,0 +1,292 @@
+"""The nbgrader pipeline: assignments/ is what `make assignments` generates, and the grader scores as it should.
+
+Everything runs in a temporary copy of the course (nbgrader_config.py, solutions/, assignments/), never in
+the repository: nbgrader regenerates the release there, then grades one batch of submissions with
+COURSEKIT_FAST=1 and a short cell timeout: the solution (full marks), the unmodified student notebook
+(zero), and three broken ones (a syntax error, an infinite loop, an exception) that must cost exactly the
+points of the tests they break without stopping the batch. Feedback HTML and the grades CSV come last.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from unittest import mock
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the venv's bin: nbgrader, and alembic, which nbgrader calls from PATH
+ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
+A1 = "a1_vae_mnist"
+TIMEOUT_S = 30  # cell timeout in the temporary course; the FAST solution's slowest cell takes a few seconds
+COMMAND_TIMEOUT_S = 900  # a hung nbgrader fails the test instead of hanging CI
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _nbgrader_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        JUPYTER_CONFIG_DIR=str(root / ".jupyter"),  # no nbgrader config from ~/.jupyter
+        COURSEKIT_FAST="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
+    return env
+
+
+def _nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run ``nbgrader <args>`` in the course folder ``root``; fail with its log if it exits non-zero."""
+    result = subprocess.run(
+        [str(BIN / "nbgrader"), *args], cwd=root, env=_nbgrader_env(root),
+        capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
+    )
+    if result.returncode != 0:
+        log = f"{result.stdout}\n{result.stderr[-6000:]}"
+        pytest.fail(f"nbgrader {' '.join(args)} exited with {result.returncode}:\n{log}")
+    return result
+
+
+def _grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def _without_markers(source: str) -> str:
+    """A solution cell as a student would leave it: the instructor's code, without nbgrader's markers."""
+    return "\n".join(line for line in source.split("\n") if line.strip() not in SOLUTION_MARKERS)
+
+
+def _completed(release: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The release notebook with every answer cell filled in from the source notebook."""
+    answers = {_grade_id(c): c.source for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.from_dict(json.loads(json.dumps(release)))
+    filled = set()
+    for cell in nb.cells:
+        if _grade_id(cell) in answers:
+            cell.source = _without_markers(answers[_grade_id(cell)])
+            filled.add(_grade_id(cell))
+    assert filled == set(answers), f"answer cells {sorted(set(answers) - filled)} are missing from the release"
+    return nb
+
+
+def _edit(nb: nbformat.NotebookNode, grade_id: str, change) -> nbformat.NotebookNode:
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    cells = [c for c in nb.cells if _grade_id(c) == grade_id]
+    assert len(cells) == 1, f"no single cell {grade_id!r}"
+    cells[0].source = change(cells[0].source)
+    return nb
+
+
+def _break_syntax(source: str) -> str:
+    broken = source.replace("def elbo(x, logits, mu, logvar, beta=1.0):", "def elbo(x, logits, mu, logvar, beta=1.0)")
+    assert broken != source
+    return broken
+
+
+def _raise_inside(source: str) -> str:
+    head, _, _ = source.partition('    """\n    kl = ')
+    assert head != source, "kl_to_standard_normal no longer looks as this test expects"
+    return head + '    """\n    raise ValueError("a bug in kl_to_standard_normal")\n'
+
+
+# The submissions graded together, and the test cells each one must fail (every other test cell passes).
+BROKEN = {
+    "syntax_error": ("elbo", _break_syntax, {"test_elbo", "test_trained_model"}),
+    "infinite_loop": (
+        "reparameterize", lambda s: "while True:\n    pass\n\n" + s, {"test_reparameterize", "test_trained_model"}
+    ),
+    "raises": (
+        "kl_to_standard_normal", _raise_inside, {"test_kl_to_standard_normal", "test_elbo", "test_trained_model"}
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    """A temporary copy of the course in which `nbgrader generate_assignment --force` regenerated assignments/."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    with open(root / "nbgrader_config.py", "a") as config:
+        config.write(f"\n# added by tests/test_assignments.py\nc.Execute.timeout = {TIMEOUT_S}\n")
+    for folder in ("solutions", "assignments"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for name in ASSIGNMENTS:  # the command `make assignments` runs
+        _nbgrader(root, "generate_assignment", name, "--force", "--log-level=WARN")
+    return root
+
+
+@pytest.fixture(scope="module")
+def graded(course) -> dict:
+    """One batch of A1 submissions autograded, with feedback and grades.csv; returns what the gradebook says."""
+    source = nbformat.read(course / "solutions" / A1 / f"{A1}.ipynb", as_version=4)
+    release = nbformat.read(course / "assignments" / A1 / f"{A1}.ipynb", as_version=4)
+    solution = _completed(release, source)
+    submissions = {"solution": solution, "unmodified": release}
+    submissions |= {student: _edit(solution, cell, change) for student, (cell, change, _) in BROKEN.items()}
+    for student, nb in submissions.items():
+        folder = course / "submitted" / student / A1
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{A1}.ipynb")
+
+    autograde = _nbgrader(course, "autograde", A1)
+    _nbgrader(course, "generate_feedback", A1)
+    _nbgrader(course, "export", "--to", "grades.csv")
+
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with mock.patch.dict(os.environ, {"PATH": _nbgrader_env(course)["PATH"]}):  # Gradebook runs alembic
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            for student in submissions:
+                notebook = gb.find_submission_notebook(A1, A1, student)
+                scores[student] = {
+                    g.name: {"auto": g.auto_score, "max": g.max_score, "manual": g.needs_manual_grade,
+                             "type": g.cell_type}
+                    for g in notebook.grades
+                }
+    with open(course / "grades.csv", newline="") as f:
+        csv_rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    return {"root": course, "scores": scores, "csv": csv_rows, "log": autograde.stderr}
+
+
+def _autograded_cells(scores: dict) -> dict[str, float]:
+    """grade_id -> points of the autograded (code) test cells."""
+    return {name: g["max"] for name, g in scores.items() if g["type"] == "code"}
+
+
+def _autograded_nb(root: Path, student: str) -> nbformat.NotebookNode:
+    return nbformat.read(root / "autograded" / student / A1 / f"{A1}.ipynb", as_version=4)
+
+
+# ----------------------------------------------------------------------------- the release
+def test_nbval_does_not_run_the_student_notebooks():
+    testpaths = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"]
+    assert not any(p.strip("/").split("/")[0] == "assignments" for p in testpaths), (
+        f"pytest testpaths {testpaths} include assignments/: unmodified student notebooks fail by design"
+    )
+
+
+def test_every_assignment_is_released():
+    assert A1 in ASSIGNMENTS
+    for name in ASSIGNMENTS:
+        notebooks = sorted(p.name for p in (ROOT / "solutions" / name).glob("*.ipynb"))
+        assert notebooks, f"solutions/{name}/ holds no notebook"
+        for notebook in notebooks:
+            released = ROOT / "assignments" / name / notebook
+            assert released.is_file(), f"assignments/{name}/{notebook} is missing: run make assignments"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_assignments_match_what_make_assignments_generates(course, name):
+    committed, fresh = ROOT / "assignments" / name, course / "assignments" / name
+
+    def files(folder):
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+    assert files(committed) == files(fresh), "assignments/ holds other files than nbgrader makes: run make assignments"
+    for path in fresh.rglob("*.ipynb"):
+        ours = json.loads((committed / path.relative_to(fresh)).read_text())
+        theirs = json.loads(path.read_text())
+        assert len(ours["cells"]) == len(theirs["cells"]), f"{path.name}: cell count differs: run make assignments"
+        for i, (a, b) in enumerate(zip(ours["cells"], theirs["cells"], strict=True)):
+            for key in ("cell_type", "id", "metadata", "source"):
+                assert a.get(key) == b.get(key), f"{path.name} cell {i}: {key} differs: run make assignments"
+        assert ours == theirs, f"{path.name}: notebook differs from the generated one: run make assignments"
+    for path in fresh.rglob("*"):
+        if path.is_file() and path.suffix != ".ipynb":
+            assert (committed / path.relative_to(fresh)).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_hides_solutions_and_hidden_tests(name):
+    for path in (ROOT / "assignments" / name).glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        text = "\n".join(c.source for c in nb.cells)
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+            assert marker not in text, f"{path.name} leaks {marker!r}"
+        source = nbformat.read(ROOT / "solutions" / name / path.name, as_version=4)
+        source_text = "\n".join(c.source for c in source.cells)
+        hidden = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source_text, re.S)
+        assert all(block.strip() not in text for block in hidden), f"{path.name} shows hidden tests"
+        answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        assert answers, f"{path.name} has no answer cells"
+        for cell in answers:
+            stub = "raise NotImplementedError()" if cell.cell_type == "code" else "YOUR ANSWER HERE"
+            assert stub in cell.source, f"{path.name} cell {_grade_id(cell)} is not a stub"
+
+
+def test_a1_has_visible_and_hidden_tests_and_a_manual_answer():
+    nb = nbformat.read(ROOT / "solutions" / A1 / f"{A1}.ipynb", as_version=4)
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    tests = [c for c in graded if c.cell_type == "code"]
+    visible = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in tests]
+    assert len(tests) >= 4 and all(re.search(r"^assert ", v, re.M) for v in visible), "visible tests in every test cell"
+    assert all("### BEGIN HIDDEN TESTS" in c.source for c in tests), "every test cell has hidden tests"
+    assert any(c.cell_type == "markdown" and c.metadata.nbgrader.get("solution") for c in graded), "a manual answer"
+    assert all(c.metadata.nbgrader.get("points", 0) > 0 for c in graded)
+
+
+# ----------------------------------------------------------------------------- grading
+def test_solution_scores_full_marks(graded):
+    scores = graded["scores"]["solution"]
+    lost = {name: g for name, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
+    assert not lost, f"the solution loses points in {lost}; see {graded['root'] / 'autograded' / 'solution'}"
+    answer = [g for g in scores.values() if g["type"] == "markdown"]
+    assert answer and all(g["manual"] for g in answer), "the written answer waits for a human grader"
+
+
+def test_unmodified_notebook_scores_zero(graded):
+    scores = graded["scores"]["unmodified"]
+    assert _autograded_cells(scores), "no autograded cells were graded"
+    earned = {name: g["auto"] for name, g in scores.items() if g["auto"]}
+    assert not earned, f"the unmodified student notebook earns points in {earned}"
+    assert not any(g["manual"] for g in scores.values()), "an unanswered question needs no manual grading"
+    assert float(graded["csv"]["unmodified"]["score"]) == 0
+
+
+@pytest.mark.parametrize("student", sorted(BROKEN))
+def test_broken_submission_loses_exactly_the_broken_tests(graded, student):
+    scores = graded["scores"][student]
+    failing = BROKEN[student][2]
+    expected = {name: 0.0 if name in failing else points for name, points in _autograded_cells(scores).items()}
+    got = {name: scores[name]["auto"] for name in expected}
+    assert got == expected, f"{student}: scores per test cell {got}, expected {expected}"
+
+
+def test_infinite_loop_was_stopped_by_the_cell_timeout(graded):
+    nb = _autograded_nb(graded["root"], "infinite_loop")
+    errors = {_grade_id(c): [o.ename for o in c.outputs if o.output_type == "error"]
+              for c in nb.cells if c.cell_type == "code"}
+    assert "CellTimeoutError" in errors["reparameterize"], f"no timeout stopped the loop: {errors['reparameterize']}"
+    assert f"Timeout waiting for execute reply ({TIMEOUT_S}s)" in graded["log"], "the test's short timeout was not used"
+    assert errors["test_kl_to_standard_normal"] == [], "the cells after the timeout ran on"
+
+
+def test_grades_csv_has_every_student(graded):
+    rows = graded["csv"]
+    assert set(rows) == set(graded["scores"])
+    for student, scores in graded["scores"].items():
+        assert float(rows[student]["score"]) == pytest.approx(sum(g["auto"] or 0 for g in scores.values()))
+        assert float(rows[student]["max_score"]) == pytest.approx(sum(g["max"] for g in scores.values()))
+
+
+def test_feedback_html_is_written_for_every_student(graded):
+    for student, scores in graded["scores"].items():
+        page = graded["root"] / "feedback" / student / A1 / f"{A1}.html"
+        assert page.is_file(), f"no feedback for {student}"
+        html = page.read_text()
+        score = sum(g["auto"] or 0 for g in scores.values())
+        total = sum(g["max"] for g in scores.values())
+        shown = re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", html)
+        assert shown, f"{student}: the feedback does not show the score {score} / {total}"
