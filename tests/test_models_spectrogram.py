@@ -515,9 +515,11 @@ MINI_TEST = config.data_dir() / "nsynth_mini-mini-seed0" / "nsynth-test"
 
 
 def _first_test_notes(n: int) -> NoteTensors:
-    if not (MINI_TEST / "examples.json").is_file():
-        pytest.skip("NSynth-mini is not rendered yet: run coursekit.data.nsynth.render_nsynth_mini()")
-    notes = NSynth(MINI_TEST.parent, "test")
+    from coursekit.data.nsynth import render_nsynth_mini
+
+    root = render_nsynth_mini()  # the checkpoints' own data; cached, about 2 s to render the first time
+    assert root == MINI_TEST.parent
+    notes = NSynth(root, "test")
     feats = FEATURES.encode(torch.stack([notes[i]["audio"] for i in range(n)]))
     return NoteTensors({"features": feats}, [notes.examples[i]["note_str"] for i in range(n)])
 
