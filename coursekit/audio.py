@@ -24,6 +24,8 @@ import torchaudio.functional as AF
 import torchaudio.transforms as AT
 from IPython.display import Audio
 
+from coursekit.files import atomic_write
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
@@ -152,16 +154,8 @@ def save(path: str | Path, x: torch.Tensor, sr: int, subtype: str = "PCM_16") ->
         )
     data = x.detach().cpu().numpy()
     data = data.T if data.ndim == 2 else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, data, sr, subtype=subtype)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    fmt = path.suffix.lstrip(".").upper() or None
+    return atomic_write(path, lambda file: sf.write(file, data, sr, subtype=subtype, format=fmt), suffix=path.suffix)
 
 
 def play(x: torch.Tensor, sr: int) -> Audio:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from coursekit import config as course_config
+from coursekit.files import atomic_write
 
 FORMAT = 1
 """Version of the checkpoint layout written by :func:`save_checkpoint`."""
@@ -78,7 +79,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: Any, metrics: di
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, lambda file: torch.save(checkpoint, file))
+    atomic_write(path, lambda file: torch.save(checkpoint, file))
     return path
 
 
@@ -106,20 +107,6 @@ def _check_json(value: Any, where: str) -> None:
             f"{where} is a {type(value).__name__}, which JSON cannot store: "
             "use plain numbers, strings, booleans, lists or dicts (e.g. float(x) for a tensor)."
         )
-
-
-def _write_atomically(path: Path, write: Callable[[Any], None]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(
@@ -294,7 +281,7 @@ def register_checkpoint(name: str, path: str | Path, recipe: str, description: s
     }
     registry = list_pretrained() | {name: entry}
     text = json.dumps(registry, indent=2, sort_keys=True) + "\n"
-    _write_atomically(registry_path(), lambda file: file.write(text.encode()))
+    atomic_write(registry_path(), lambda file: file.write(text.encode()))
     return entry
 
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -150,3 +151,25 @@ def data_dir() -> Path:
 def checkpoint_dir() -> Path:
     """The checkpoint folder: ``COURSEKIT_CHECKPOINTS`` if set, else ``<repo>/checkpoints``."""
     return Path(os.environ.get("COURSEKIT_CHECKPOINTS") or repo_root() / "checkpoints").expanduser()
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """The dataclass ``cls`` built from a dict that its ``to_dict`` wrote (a checkpoint's config).
+
+    Missing keys take their defaults; the dataclass's own ``__post_init__`` checks the values.
+
+    Raises:
+        TypeError: if ``cls`` is not a dataclass or ``values`` is not a dict.
+        ValueError: for a key that is not a field, naming the fields.
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    if not is_dataclass(cls):
+        raise TypeError(f"config_from_dict needs a dataclass type, got {cls!r}.")
+    if not isinstance(values, dict):
+        raise TypeError(f"{cls.__name__} values must be a dict (as to_dict writes), got {type(values).__name__}.")
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}: its fields are {known}.")
+    return cls(**values)

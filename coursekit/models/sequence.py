@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coursekit.config import config_from_dict
 from coursekit.losses import kl_divergence
 
 N_COLUMNS = 102  # two hands x MIDI 34..84, as in coursekit.data.pianoroll
@@ -104,11 +105,7 @@ class PianoRollVAEConfig:
 
         Lesson: lessons/07_pianoroll_gru_vae.ipynb
         """
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"PianoRollVAEConfig has no field(s) {unknown}: its fields are {known}.")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 # ----------------------------------------------------------------------------- checks

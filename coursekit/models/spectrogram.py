@@ -34,6 +34,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from coursekit import audio, checkpoints
 from coursekit import config as course_config
+from coursekit.config import config_from_dict
+from coursekit.files import atomic_write
 from coursekit.losses import gaussian_nll, kl_divergence
 
 VARIANCES = ("fixed", "isotropic")
@@ -128,7 +130,7 @@ class SpectrogramFeatures:
     @classmethod
     def from_dict(cls, values: dict) -> SpectrogramFeatures:
         """The settings :meth:`to_dict` wrote; raises ValueError naming unknown keys."""
-        return _from_dict(cls, values)
+        return config_from_dict(cls, values)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Features of mono notes, values in [0, 1] (see the class docstring for the steps).
@@ -211,14 +213,6 @@ def check_features(features: torch.Tensor, shape: tuple[int, int, int], name: st
         raise ValueError(f"{name} has values in [{low:.3g}, {high:.3g}]; features lie in [0, 1]: use .clamp(0, 1).")
 
 
-def _from_dict(cls, values: dict):
-    known = [f.name for f in fields(cls)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {unknown}: its fields are {known}.")
-    return cls(**values)
-
-
 def _check_whole(value: Any, name: str, lowest: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
         raise ValueError(f"{name}={value!r} must be a whole number >= {lowest}.")
@@ -266,7 +260,7 @@ class SpectrogramAEConfig:
     @classmethod
     def from_dict(cls, values: dict) -> SpectrogramAEConfig:
         """The config :meth:`to_dict` wrote; raises ValueError naming unknown keys."""
-        return _from_dict(cls, values)
+        return config_from_dict(cls, values)
 
 
 class SpectrogramAE(nn.Module):
@@ -417,7 +411,7 @@ class LatentVAEConfig:
     @classmethod
     def from_dict(cls, values: dict) -> LatentVAEConfig:
         """The config :meth:`to_dict` wrote; raises ValueError naming unknown keys."""
-        return _from_dict(cls, values)
+        return config_from_dict(cls, values)
 
 
 class LatentVAE(nn.Module):
@@ -818,7 +812,7 @@ def _read_feature_cache(path: Path, key: str) -> NoteTensors | None:
 def _write_feature_cache(path: Path, key: str, dataset: NoteTensors) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"key": key, "tensors": dataset.tensors, "note_str": dataset.note_str}
-    checkpoints._write_atomically(path, lambda file: torch.save(payload, file))
+    atomic_write(path, lambda file: torch.save(payload, file))
 
 
 @torch.no_grad()

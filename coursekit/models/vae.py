@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from coursekit.config import config_from_dict
 from coursekit.losses import elbo_loss
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -72,11 +73,7 @@ class VAEConfig:
 
         Lesson: lessons/02_vae_mnist.ipynb
         """
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"VAEConfig has no field(s) {unknown}: its fields are {known}.")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 def _as_tuple(values):
