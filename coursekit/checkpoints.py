@@ -18,9 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -121,16 +119,24 @@ def load_checkpoint(
         build: a function from the stored config dict to a fresh model, e.g.
             ``lambda cfg: ConvVAE(VAEConfig(**cfg))``. Without it only the dict is returned.
         map_location: device the tensors (and the model) are loaded onto; default ``"cpu"``.
+            ``coursekit.config.get_device()`` gives the best device this machine has.
 
     Returns:
         ``(model, checkpoint)``: the model with the stored weights, on ``map_location`` and in eval
         mode (call ``.train()`` to fine-tune), or None without ``build``; and the checkpoint dict
         with the keys in :data:`KEYS`.
 
+    A file that ``checkpoints/registry.json`` lists (a shipped checkpoint: ``path`` resolves to an
+    entry's file in :func:`coursekit.config.checkpoint_dir`) is first checked against its SHA-256,
+    as :func:`load_pretrained` does; any other file (your own runs) is loaded without that check.
+
     Raises:
         FileNotFoundError: the file does not exist (says how to make it).
-        ValueError: the file is corrupt or truncated, is not a coursekit checkpoint, or its weights
-            do not fit the model ``build`` makes (naming the keys and shapes that differ).
+        ValueError: ``map_location`` names a device this machine lacks (says which to use instead;
+            never reported as a damaged file); a shipped checkpoint whose SHA-256 differs from the
+            registry's (says how to restore it); the file is corrupt or truncated, is not a
+            coursekit checkpoint, or its weights do not fit the model ``build`` makes (naming the
+            keys and shapes that differ).
 
     Example::
 
@@ -141,6 +147,15 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: {_how_to_make(path)}.")
+    _check_device(path, map_location)
+    registered = _registered_as(path)
+    if registered is not None:
+        _check_sha256(path, *registered)
+    return _load(path, build, map_location)
+
+
+def _load(path: Path, build: Callable[[dict], nn.Module] | None, map_location) -> tuple[nn.Module | None, dict]:
+    """:func:`load_checkpoint` after its checks of the file, the device and the registry."""
     checkpoint = _read(path, map_location)
     if build is None:
         return None, checkpoint
@@ -177,6 +192,9 @@ def _read(path: Path, map_location: str | torch.device) -> dict:
             "(was it saved with torch.save(model)?). Save models with coursekit.checkpoints.save_checkpoint."
         ) from err
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
+        if isinstance(err, RuntimeError) and "Attempting to deserialize object on" in str(err):
+            # torch could not put a stored tensor on its device: a device problem, not a damaged file
+            raise ValueError(_device_message(path, map_location, str(err).split(". ")[0])) from err
         raise ValueError(f"{path} is corrupt or truncated: delete it, then {_how_to_make(path)}.") from err
     missing = [key for key in KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:
@@ -187,6 +205,78 @@ def _read(path: Path, map_location: str | torch.device) -> dict:
     if checkpoint["format"] != FORMAT:
         raise ValueError(f"{path} has checkpoint format {checkpoint['format']!r}; this coursekit reads {FORMAT}.")
     return checkpoint
+
+
+def _check_device(path: Path, map_location: Any) -> None:
+    """Raise ValueError, before reading the file, when ``map_location`` is a device this machine lacks.
+
+    ``torch.load`` reports that as a RuntimeError, which must not read as a damaged file. The other
+    forms torch accepts (None, a dict or a function) are left to torch.
+    """
+    if map_location is None or isinstance(map_location, dict) or callable(map_location):
+        return
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"map_location={map_location!r} is not a device name: use 'cpu', 'cuda', 'cuda:N' or 'mps', "
+            "or map_location=coursekit.config.get_device() for the best device this machine has."
+        ) from err
+    problem = _missing_device(device)
+    if problem:
+        raise ValueError(_device_message(path, map_location, problem))
+
+
+def _missing_device(device: torch.device) -> str:
+    """Why this machine cannot hold tensors on ``device``, or "" when it can."""
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            return "this machine has no CUDA device (torch.cuda.is_available() is False)"
+        if device.index is not None and device.index >= count:
+            return f"this machine has {count} CUDA device{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1})"
+        return ""
+    if device.type == "mps":
+        available = torch.backends.mps.is_available()
+    else:  # xpu and other accelerators have a torch.<type>.is_available(); cpu and meta do not
+        backend = getattr(torch, device.type, None)
+        available = not callable(getattr(backend, "is_available", None)) or backend.is_available()
+    return "" if available else f"this machine has no {device.type.upper()} device"
+
+
+def _device_message(path: Path, map_location: Any, problem: str) -> str:
+    return (
+        f"cannot load {path} onto map_location={map_location!r}: {problem}. The file itself was not read "
+        "and is not the problem. Load it with map_location='cpu', or with "
+        "map_location=coursekit.config.get_device() for the best device this machine has."
+    )
+
+
+def _registered_as(path: Path) -> tuple[str, dict] | None:
+    """``(name, entry)`` of the registry entry whose file ``path`` is, or None for any other file.
+
+    Only files directly in the checkpoint folder can be registered, so the registry is not read for
+    files elsewhere (a student's own runs).
+    """
+    folder = course_config.checkpoint_dir().resolve()
+    resolved = path.resolve()
+    if resolved.parent != folder:
+        return None
+    for name, entry in list_pretrained().items():
+        if (folder / entry["file"]).resolve() == resolved:
+            return name, entry
+    return None
+
+
+def _check_sha256(path: Path, name: str, entry: dict) -> None:
+    """Raise ValueError when the shipped checkpoint ``name`` at ``path`` is not the file the registry lists."""
+    found = sha256_of(path)
+    if found != entry["sha256"]:
+        raise ValueError(
+            f"{path} does not match the SHA-256 of the shipped checkpoint {name!r} in {registry_path().name} "
+            f"(expected {entry['sha256'][:12]}..., found {found[:12]}...): the file was modified or corrupted; "
+            f"delete it, then {_how_to_make(path)}. Save weights you trained yourself under another name."
+        )
 
 
 def _check_fits(path: Path, model: nn.Module, state_dict: dict) -> None:
@@ -318,9 +408,6 @@ def load_pretrained(
     path = course_config.checkpoint_dir() / entry["file"]
     if not path.is_file():
         raise FileNotFoundError(f"pretrained checkpoint {name!r} is missing ({path}): {_how_to_make(path)}.")
-    if sha256_of(path) != entry["sha256"]:
-        raise ValueError(
-            f"{path} does not match the SHA-256 in {registry_path().name}: the file was modified or corrupted; "
-            f"delete it, then {_how_to_make(path)}."
-        )
-    return load_checkpoint(path, build, map_location)
+    _check_device(path, map_location)
+    _check_sha256(path, name, entry)
+    return _load(path, build, map_location)

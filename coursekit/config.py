@@ -173,3 +173,15 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
     if unknown:
         raise ValueError(f"{cls.__name__} has no field(s) {unknown}: its fields are {known}.")
     return cls(**values)
+
+
+def device_of(owner: object) -> torch.device:
+    """The device of a module's parameters, or of the module a bound method belongs to (``model.decode``).
+
+    Anything else (a plain function, a module without parameters) is on the CPU.
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    owner = getattr(owner, "__self__", owner)
+    parameter = next(owner.parameters(), None) if isinstance(owner, torch.nn.Module) else None
+    return parameter.device if parameter is not None else torch.device("cpu")

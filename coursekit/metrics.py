@@ -77,3 +77,53 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.
         raise ValueError(f"threshold={threshold} must be >= 0 (Burda et al. use 0.01).")
     variances = mu.detach().var(dim=0, correction=0)
     return int((variances > threshold).sum()), variances
+
+
+# ----------------------------------------------------------------------------- F1 of 0/1 rolls (lesson 07)
+def f1_counts(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, int]:
+    """True positives, false positives and false negatives of 0/1 rolls of the same shape.
+
+    Lesson: lessons/07_pianoroll_gru_vae.ipynb
+    """
+    if predicted.shape != target.shape:
+        raise ValueError(f"predicted {list(predicted.shape)} and target {list(target.shape)} must have one shape.")
+    p, t = predicted.bool(), target.bool()
+    return {"tp": int((p & t).sum()), "fp": int((p & ~t).sum()), "fn": int((~p & t).sum())}
+
+
+def f1_scores(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """Precision, recall and F1 from counts; 0.0 where a ratio has nothing to count (e.g. an all-zero guess).
+
+    Lesson: lessons/07_pianoroll_gru_vae.ipynb
+    """
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def frequency_baseline(train_rolls: torch.Tensor, rolls: torch.Tensor) -> dict[str, float]:
+    """F1 of a roll that holds each column on when it sounds often in training, the same at every step.
+
+    The column frequencies (fraction of training steps a column sounds) are thresholded at the
+    value that gives the best F1 on the training rolls; the same guess is then scored on ``rolls``.
+    An all-zero guess scores 0.
+
+    Args:
+        train_rolls: Tensor [n, steps, 102], the training windows.
+        rolls: Tensor [m, steps, 102], the windows to score the guess on.
+
+    Returns:
+        ``{"precision", "recall", "f1", "threshold"}``.
+
+    Lesson: lessons/07_pianoroll_gru_vae.ipynb
+    """
+    frequency = train_rolls.mean(dim=(0, 1))  # [102]
+
+    def scores(guess_columns: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        guess = guess_columns.expand_as(target)
+        return f1_scores(**f1_counts(guess, target))
+
+    candidates = frequency.unique()
+    best = max(candidates.tolist(), key=lambda t: scores(frequency >= t, train_rolls)["f1"])
+    return scores(frequency >= best, rolls) | {"threshold": best}

@@ -1,4 +1,4 @@
-"""One small training loop for every lesson, and the recipes that rebuild the shipped checkpoints.
+"""One small training loop for every lesson.
 
 ``fit`` trains any model whose loss is written as ``loss_fn(model, batch) -> {"loss": ..., parts}``;
 it shows a progress bar and, in a notebook, a loss plot that updates in place; it keeps a
@@ -6,15 +6,13 @@ per-epoch :class:`History`, stops early, clips gradients, keeps a budget of step
 saves the best weights. It never reads FAST mode: lessons shrink data and budgets with
 ``config.pick`` instead.
 
-``python -m coursekit.train --list`` lists the recipes; ``python -m coursekit.train <recipe>``
-runs one (each recipe trains a model and writes a checkpoint).
+The recipes that rebuild the shipped checkpoints with it live in :mod:`coursekit.recipes`.
 
 Lesson: lessons/02_vae_mnist.ipynb
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import sys
@@ -364,70 +362,3 @@ class _LivePlot:
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png", dpi=80)
         return Image(data=buffer.getvalue(), format="png")
-
-
-# ----------------------------------------------------------------------------- recipes
-RECIPES: dict[str, Callable[[], Path]] = {}
-"""Recipe name -> function that trains a model, writes its checkpoint and returns the path."""
-
-
-def register_recipe(name: str) -> Callable[[Callable[[], Path]], Callable[[], Path]]:
-    """Decorator that makes a function runnable as ``python -m coursekit.train <name>``.
-
-    The function takes no arguments, trains, saves its checkpoint (and usually calls
-    :func:`coursekit.checkpoints.register_checkpoint`) and returns the checkpoint's path::
-
-        @register_recipe("vae_mnist_conv")
-        def vae_mnist_conv() -> Path:
-            \"\"\"Convolutional VAE on MNIST, latent size 16.\"\"\"
-            ...
-
-    Lesson: lessons/02_vae_mnist.ipynb
-    """
-
-    def register(recipe: Callable[[], Path]) -> Callable[[], Path]:
-        if name in RECIPES:
-            raise ValueError(f"a recipe named {name!r} is already registered: pick another name.")
-        RECIPES[name] = recipe
-        return recipe
-
-    return register
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m coursekit.train [--list] [recipe]``: run a recipe, or list them.
-
-    Lesson: lessons/02_vae_mnist.ipynb
-    """
-    parser = argparse.ArgumentParser(prog="python -m coursekit.train", description="Rebuild a shipped checkpoint.")
-    parser.add_argument("recipe", nargs="?", help="the recipe to run (see --list)")
-    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
-    args = parser.parse_args(argv)
-    import coursekit.recipes  # noqa: F401  (registers the shipped recipes; it imports this module)
-
-    known = ", ".join(sorted(RECIPES)) or "none registered yet"
-    if args.list:
-        for name in sorted(RECIPES):
-            print(f"{name}  {_first_line(RECIPES[name].__doc__)}")
-        if not RECIPES:
-            print("no recipes registered yet")
-        return 0
-    if args.recipe is None:
-        parser.error(f"name a recipe to run; known recipes: {known}")
-    if args.recipe not in RECIPES:
-        parser.error(f"unknown recipe {args.recipe!r}; known recipes: {known}")
-    print(f"wrote {RECIPES[args.recipe]()}")
-    return 0
-
-
-def _first_line(doc: str | None) -> str:
-    lines = (doc or "").strip().splitlines()
-    return lines[0] if lines else ""
-
-
-if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy, so that recipes registered by
-    # modules that `import coursekit.train` are found in the same RECIPES dict.
-    from coursekit.train import main as _main
-
-    sys.exit(_main())

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torchvision.utils import make_grid
 
-from coursekit import audio, plot
+from coursekit import audio, config, plot
 
 KINDS = ("image", "audio")
 MODES = ("linear", "slerp")
@@ -189,7 +189,7 @@ class _LatentWidget(widgets.VBox):
         if not callable(render):
             raise TypeError(f"render must be a function of z [1, latent_dim], got {type(render).__name__}.")
         self.render, self.kind = render, kind
-        self.device = torch.device(device) if device is not None else plot._device_of(render)
+        self.device = torch.device(device) if device is not None else config.device_of(render)
         self.image = widgets.Image(format="png")
         self.audio = widgets.Audio(format="wav", autoplay=autoplay, loop=False) if kind == "audio" else None
         self.status = widgets.HTML()

@@ -48,22 +48,25 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coursekit.checks import check_probability
 from coursekit.config import config_from_dict
-from coursekit.losses import kl_divergence
+from coursekit.losses import kl_divergence, weighted_bce
 
 N_COLUMNS = 102  # two hands x MIDI 34..84, as in coursekit.data.pianoroll
+
+
 DECODERS = ("parallel", "autoregressive")
+
+
 STYLE_NAMES = ("chorale", "folk")  # style numbers of coursekit.data.pianoroll.PianoRolls
 
 
-# ----------------------------------------------------------------------------- config
 @dataclass
 class PianoRollVAEConfig:
     """Everything that builds a :class:`PianoRollVAE`; stored beside the weights in each checkpoint.
@@ -108,7 +111,6 @@ class PianoRollVAEConfig:
         return config_from_dict(cls, values)
 
 
-# ----------------------------------------------------------------------------- checks
 def _check_roll(roll: torch.Tensor, n_pitches: int, name: str = "roll") -> None:
     """``roll`` must be a float Tensor [batch, steps, n_pitches] of values in [0, 1]."""
     if not isinstance(roll, torch.Tensor):
@@ -126,15 +128,10 @@ def _check_roll(roll: torch.Tensor, n_pitches: int, name: str = "roll") -> None:
         )
 
 
-def _check_latent(z: torch.Tensor, latent_dim: int, name: str = "z") -> None:
+def check_latent(z: torch.Tensor, latent_dim: int, name: str = "z") -> None:
     if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != latent_dim:
         shape = list(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
         raise ValueError(f"{name} has shape {shape}; expected [batch, {latent_dim}] (latent_dim={latent_dim}).")
-
-
-def _check_probability(value: float, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
-        raise ValueError(f"{name}={value!r} must be a probability strictly between 0 and 1 (e.g. 0.5).")
 
 
 def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
@@ -145,7 +142,7 @@ def _check_generator(generator: torch.Generator | None, device: torch.device) ->
         )
 
 
-def _rolls_of(batch: dict | torch.Tensor) -> torch.Tensor:
+def rolls_of(batch: dict | torch.Tensor) -> torch.Tensor:
     """``batch["roll"]`` of a PianoRolls batch, or the tensor itself."""
     if isinstance(batch, dict):
         if "roll" not in batch:
@@ -154,7 +151,6 @@ def _rolls_of(batch: dict | torch.Tensor) -> torch.Tensor:
     return batch
 
 
-# ----------------------------------------------------------------------------- the model
 class PianoRollVAE(nn.Module):
     """GRU-VAE on piano-roll windows (architecture in the module docstring).
 
@@ -238,7 +234,7 @@ class PianoRollVAE(nn.Module):
         Lesson: lessons/07_pianoroll_gru_vae.ipynb
         """
         c = self.config
-        _check_latent(z, c.latent_dim)
+        check_latent(z, c.latent_dim)
         if roll is not None:
             _check_roll(roll, c.n_pitches)
             if len(roll) != len(z):
@@ -307,8 +303,8 @@ class PianoRollVAE(nn.Module):
         steps = c.steps if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps={steps!r} must be a whole number >= 1.")
-        _check_probability(threshold, "threshold")
-        _check_latent(z, c.latent_dim)
+        check_probability(threshold, "threshold")
+        check_latent(z, c.latent_dim)
         _check_generator(generator, z.device)
 
         def pick(logits: torch.Tensor) -> torch.Tensor:
@@ -370,92 +366,6 @@ def build_pianoroll_vae(config: PianoRollVAEConfig | dict | None = None) -> Pian
     return PianoRollVAE(config)
 
 
-# ----------------------------------------------------------------------------- loss
-def positive_weight(dataset: Iterable, key: str = "roll") -> float:
-    """The natural ``pos_weight`` of a set of rolls: the number of 0 cells over the number of 1 cells.
-
-    With it, BCE weighs all the "note on" cells as much as all the "note off" cells together, so
-    a decoder cannot win by predicting silence everywhere.
-
-    Args:
-        dataset: items that are Tensors [steps, n_pitches] (or [batch, steps, n_pitches]) or dicts
-            holding one under ``key``: a PianoRolls dataset, a Subset of one, a DataLoader, a list.
-        key: the dict key of the roll; default ``"roll"``.
-
-    Returns:
-        ``zeros / ones`` as a float (e.g. about 40 when 2.5 % of the cells are on).
-
-    Raises:
-        ValueError: when the rolls hold no 1 at all, or a value other than 0 and 1.
-
-    Example::
-
-        w = positive_weight(train_set)   # then pianoroll_vae_loss(model, batch, pos_weight=w)
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    ones, total = 0, 0
-    for item in dataset:
-        roll = item[key] if isinstance(item, dict) else item
-        roll = torch.as_tensor(roll)
-        if roll.numel() and not ((roll == 0) | (roll == 1)).all():
-            raise ValueError(f"the rolls must hold only 0 and 1; found values in [{roll.min()}, {roll.max()}].")
-        ones += int(roll.sum())
-        total += roll.numel()
-    if ones == 0:
-        raise ValueError(f"the dataset's rolls ({total} cells) hold no 1: pos_weight = zeros / ones is undefined.")
-    return (total - ones) / ones
-
-
-def weighted_bce(logits: torch.Tensor, roll: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
-    """Binary cross-entropy with the "note on" cells weighted by ``pos_weight``: per-window sum, batch mean.
-
-    Per cell: ``-(pos_weight * y * log sigmoid(l) + (1 - y) * log(1 - sigmoid(l)))``, in nats.
-
-    Args:
-        logits: Tensor [batch, steps, n_pitches] from the decoder.
-        roll: Tensor of the same shape, the 0/1 target.
-        pos_weight: weight of the 1 cells, > 0 (1.0: plain BCE; see :func:`positive_weight`).
-
-    Returns:
-        Tensor [] in (weighted) nats per window.
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    if logits.shape != roll.shape:
-        raise ValueError(f"logits have shape {list(logits.shape)} but roll has {list(roll.shape)}: they must match.")
-    if isinstance(pos_weight, bool) or not isinstance(pos_weight, numbers.Real) or not 0 < pos_weight < math.inf:
-        raise ValueError(f"pos_weight={pos_weight!r} must be a positive number (1.0 for plain BCE).")
-    weight = torch.tensor(float(pos_weight), dtype=logits.dtype, device=logits.device)
-    cells = F.binary_cross_entropy_with_logits(logits, roll, pos_weight=weight, reduction="none")
-    return cells.reshape(len(cells), -1).sum(dim=1).mean()
-
-
-def calibrated_threshold(pos_weight: float) -> float:
-    """The probability threshold that means "on more often than not" for a decoder trained with ``pos_weight``.
-
-    Weighted BCE is minimised by ``p = w q / (w q + 1 - q)`` where ``q`` is the true probability
-    that the cell is on and ``w = pos_weight``: the weight inflates every probability. ``q > 0.5``
-    becomes ``p > w / (1 + w)``, so thresholding at 0.5 turns on every cell with ``q > 1 / (1 + w)``
-    (with ``w`` about 58, cells on less than 2 % of the time), far more notes than the data has.
-
-    Args:
-        pos_weight: the weight the decoder was trained with, > 0.
-
-    Returns:
-        ``pos_weight / (1 + pos_weight)`` (0.5 for plain BCE).
-
-    Example::
-
-        model.generate(z, threshold=calibrated_threshold(ckpt["metrics"]["pos_weight"]))
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    if isinstance(pos_weight, bool) or not isinstance(pos_weight, numbers.Real) or not 0 < pos_weight < math.inf:
-        raise ValueError(f"pos_weight={pos_weight!r} must be a positive number (1.0 for plain BCE).")
-    return float(pos_weight) / (1.0 + float(pos_weight))
-
-
 def pianoroll_vae_loss(
     model: PianoRollVAE,
     batch: dict | torch.Tensor,
@@ -488,294 +398,8 @@ def pianoroll_vae_loss(
     """
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < math.inf:
         raise ValueError(f"beta={beta!r} must be a finite number >= 0 (1.0 gives the plain ELBO).")
-    roll = _rolls_of(batch)
+    roll = rolls_of(batch)
     logits, mu, logvar = model(roll, generator=generator)
     recon = weighted_bce(logits, roll, pos_weight)
     kl = kl_divergence(mu, logvar)
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
-
-
-# ----------------------------------------------------------------------------- evaluation
-def f1_counts(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, int]:
-    """True positives, false positives and false negatives of 0/1 rolls of the same shape.
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    if predicted.shape != target.shape:
-        raise ValueError(f"predicted {list(predicted.shape)} and target {list(target.shape)} must have one shape.")
-    p, t = predicted.bool(), target.bool()
-    return {"tp": int((p & t).sum()), "fp": int((p & ~t).sum()), "fn": int((~p & t).sum())}
-
-
-def f1_scores(tp: int, fp: int, fn: int) -> dict[str, float]:
-    """Precision, recall and F1 from counts; 0.0 where a ratio has nothing to count (e.g. an all-zero guess).
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1}
-
-
-@torch.no_grad()
-def evaluate_reconstruction(model: PianoRollVAE, loader: Iterable, threshold: float = 0.5) -> dict[str, float]:
-    """Cell-level precision, recall and F1 of free-running reconstructions from the posterior means.
-
-    Each window is encoded, its ``mu`` decoded by :meth:`PianoRollVAE.reconstruct` (no teacher
-    forcing, no sampling) and thresholded; every (step, column) cell counts once, so a note held
-    for four steps counts four times. Counts are pooled over all windows before the ratios.
-
-    Args:
-        model: a :class:`PianoRollVAE`.
-        loader: yields PianoRolls batches (or roll tensors [batch, steps, n_pitches]).
-        threshold: probability above which a reconstructed cell is on.
-
-    Returns:
-        ``{"precision", "recall", "f1", "density", "predicted_density"}``: the last two are the
-        fractions of cells that are on in the data and in the reconstructions.
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    was_training = model.training
-    model.eval()
-    counts, cells = {"tp": 0, "fp": 0, "fn": 0}, 0
-    try:
-        for batch in loader:
-            roll = _rolls_of(batch).to(model.device)
-            for key, value in f1_counts(model.reconstruct(roll, threshold), roll).items():
-                counts[key] += value
-            cells += roll.numel()
-    finally:
-        model.train(was_training)
-    if cells == 0:
-        raise ValueError("the loader yielded no windows: check its dataset size and batch_size.")
-    return f1_scores(**counts) | {
-        "density": (counts["tp"] + counts["fn"]) / cells,
-        "predicted_density": (counts["tp"] + counts["fp"]) / cells,
-    }
-
-
-@torch.no_grad()
-def latent_means(model: PianoRollVAE, loader: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means of every window of ``loader``, with their style numbers.
-
-    Args:
-        model: a :class:`PianoRollVAE`.
-        loader: yields PianoRolls batches ``{"roll": [b, steps, n_pitches], "style": [b], ...}``.
-
-    Returns:
-        ``(mu, styles)``: Tensor [n, latent_dim] on the CPU, and int64 Tensor [n] (0 chorale, 1 folk).
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    was_training = model.training
-    model.eval()
-    mus, styles = [], []
-    try:
-        for batch in loader:
-            if not isinstance(batch, dict) or "style" not in batch:
-                raise ValueError("latent_means needs PianoRolls batches, dicts with 'roll' and 'style'.")
-            mus.append(model.encode(batch["roll"].to(model.device))[0].cpu())
-            styles.append(torch.as_tensor(batch["style"]).long())
-    finally:
-        model.train(was_training)
-    if not mus:
-        raise ValueError("the loader yielded no windows: check its dataset size and batch_size.")
-    return torch.cat(mus), torch.cat(styles)
-
-
-# ----------------------------------------------------------------------------- style
-class StyleClassifier(nn.Module):
-    """A small MLP from latent means to style logits: ``[batch, latent_dim] -> [batch, n_styles]``.
-
-    Args:
-        latent_dim: size of the latent means it reads.
-        hidden: width of its one hidden layer (ReLU).
-        n_styles: number of styles (2: chorale, folk).
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-
-    def __init__(self, latent_dim: int, hidden: int = 32, n_styles: int = 2) -> None:
-        super().__init__()
-        for name, value in (("latent_dim", latent_dim), ("hidden", hidden), ("n_styles", n_styles)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a whole number >= 1.")
-        self.latent_dim = latent_dim
-        self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_styles))
-
-    def forward(self, mu: torch.Tensor) -> torch.Tensor:
-        """Style logits ``[batch, n_styles]`` of latent means ``mu [batch, latent_dim]``.
-
-        Lesson: lessons/07_pianoroll_gru_vae.ipynb
-        """
-        _check_latent(mu, self.latent_dim, "mu")
-        return self.net(mu)
-
-    @torch.no_grad()
-    def predict(self, mu: torch.Tensor) -> torch.Tensor:
-        """The most likely style of each latent: int64 Tensor [batch].
-
-        Lesson: lessons/07_pianoroll_gru_vae.ipynb
-        """
-        return self(mu).argmax(dim=1)
-
-
-def _check_labelled(mu: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    if not isinstance(mu, torch.Tensor) or mu.dim() != 2 or not mu.is_floating_point():
-        shape = list(mu.shape) if isinstance(mu, torch.Tensor) else type(mu).__name__
-        raise ValueError(f"mu has shape {shape}; expected a float Tensor [n, latent_dim] (see latent_means).")
-    labels = torch.as_tensor(labels)
-    if labels.shape != (len(mu),):
-        raise ValueError(f"labels have shape {list(labels.shape)} but mu has {len(mu)} rows: pass one label per row.")
-    if labels.is_floating_point() or (labels < 0).any():
-        raise ValueError("labels must be whole style numbers >= 0 (0 chorale, 1 folk).")
-    return labels.long()
-
-
-def _held_out_mask(n: int, held_out: float, groups: Sequence | None, seed: int) -> torch.Tensor:
-    """Bool Tensor [n]: True for the rows held out; whole groups go together when ``groups`` is given."""
-    generator = torch.Generator().manual_seed(seed)
-    if groups is None:
-        order = torch.randperm(n, generator=generator)
-        mask = torch.zeros(n, dtype=torch.bool)
-        mask[order[: max(1, round(held_out * n))]] = True
-        return mask
-    if len(groups) != n:
-        raise ValueError(f"groups has {len(groups)} entries but mu has {n} rows: pass one group (piece) per row.")
-    names = sorted(set(groups), key=str)
-    order = torch.randperm(len(names), generator=generator).tolist()
-    chosen = {names[i] for i in order[: max(1, round(held_out * len(names)))]}
-    return torch.tensor([g in chosen for g in groups])
-
-
-def train_style_classifier(
-    mu: torch.Tensor,
-    labels: torch.Tensor,
-    held_out: float = 0.25,
-    groups: Sequence | None = None,
-    epochs: int = 300,
-    lr: float = 1e-2,
-    hidden: int = 32,
-    seed: int = 0,
-) -> tuple[StyleClassifier, float]:
-    """Fit a :class:`StyleClassifier` on part of the latents and measure it on the rest.
-
-    Full-batch Adam on cross-entropy. Windows of one piece overlap, so pass ``groups`` (the piece
-    of each row) to hold out whole pieces; otherwise rows are held out at random.
-
-    Args:
-        mu: Tensor [n, latent_dim] of posterior means (:func:`latent_means`).
-        labels: int Tensor [n] of style numbers (0 chorale, 1 folk).
-        held_out: fraction of rows (or of groups) kept out of training, in (0, 1).
-        groups: optional sequence of n hashable group names (e.g. ``batch["piece"]``).
-        epochs: full-batch optimizer steps.
-        lr: Adam learning rate.
-        hidden: the classifier's hidden width.
-        seed: seeds the initialisation and the held-out choice.
-
-    Returns:
-        ``(classifier, accuracy)``: the classifier in eval mode, and its accuracy on the held-out rows.
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    labels = _check_labelled(mu, labels)
-    _check_probability(held_out, "held_out")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs={epochs!r} must be a whole number >= 1.")
-    mu = mu.detach().float().cpu()
-    test = _held_out_mask(len(mu), held_out, groups, seed)
-    if test.all() or not test.any():
-        raise ValueError(f"held_out={held_out} with {len(mu)} rows leaves no rows to train on or to test on.")
-    torch.manual_seed(seed)
-    classifier = StyleClassifier(mu.shape[1], hidden, n_styles=max(2, int(labels.max()) + 1))
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
-    with torch.enable_grad():  # also when called under torch.no_grad()
-        for _ in range(epochs):
-            optimizer.zero_grad()
-            F.cross_entropy(classifier(mu[~test]), labels[~test]).backward()
-            optimizer.step()
-    classifier.eval()
-    accuracy = float((classifier.predict(mu[test]) == labels[test]).float().mean())
-    return classifier, accuracy
-
-
-def style_direction(mu: torch.Tensor, styles: torch.Tensor, source: int = 0, target: int = 1) -> torch.Tensor:
-    """The vector from one style's mean latent to another's: ``mean(mu[target]) - mean(mu[source])``.
-
-    Args:
-        mu: Tensor [n, latent_dim] of posterior means.
-        styles: int Tensor [n] of style numbers.
-        source, target: style numbers; default chorale (0) to folk (1).
-
-    Returns:
-        Tensor [latent_dim]; adding it to a chorale window's latent moves it to the folk mean's side.
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    styles = _check_labelled(mu, styles)
-    means = []
-    for style in (source, target):
-        chosen = styles == style
-        if not chosen.any():
-            found = styles.unique().tolist()
-            raise ValueError(f"no row has style {style}: pass latents of both styles (found styles {found}).")
-        means.append(mu[chosen].mean(dim=0))
-    return means[1] - means[0]
-
-
-@torch.no_grad()
-def style_transfer(
-    model: PianoRollVAE,
-    roll: torch.Tensor | None,
-    direction: torch.Tensor,
-    strength: float = 1.0,
-    source_mu: torch.Tensor | None = None,
-    threshold: float = 0.5,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move windows' latents along a style direction and decode them (the source's "style changer").
-
-    ``z = mu + strength * direction``, then free-running decoding from ``z``. With ``direction =
-    style_direction(mu, styles)`` (folk mean minus chorale mean), ``strength = 1`` moves a chorale
-    window by the whole distance between the style means, ``-1`` moves a folk window the other
-    way, and fractions go part of the way. Whatever the latent does not encode about style (the
-    rhythm, the contour) is meant to survive; how much does is what the lesson listens to.
-
-    Args:
-        model: a :class:`PianoRollVAE`.
-        roll: Tensor [batch, steps, n_pitches] of windows to move, or None when ``source_mu`` is given.
-        direction: Tensor [latent_dim] (or [batch, latent_dim]), e.g. from :func:`style_direction`.
-        strength: how far to move, in multiples of ``direction``.
-        source_mu: Tensor [batch, latent_dim] of latents to start from instead of encoding ``roll``.
-        threshold: probability above which a decoded cell is on.
-
-    Returns:
-        ``(new_roll, z)``: 0/1 Tensor [batch, steps, n_pitches] (``roll``'s steps, else
-        ``config.steps``) and the moved latents Tensor [batch, latent_dim].
-
-    Example::
-
-        direction = style_direction(mu, styles)                    # chorale -> folk
-        folky, z = style_transfer(model, chorale_batch["roll"], direction, strength=1.0)
-
-    Lesson: lessons/07_pianoroll_gru_vae.ipynb
-    """
-    if (roll is None) == (source_mu is None):
-        raise ValueError("pass exactly one of roll (windows to encode) and source_mu (their latent means).")
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not math.isfinite(strength):
-        raise ValueError(f"strength={strength!r} must be a finite number (1.0 moves by the whole direction).")
-    latent_dim = model.config.latent_dim
-    if not isinstance(direction, torch.Tensor) or direction.shape[-1:] != (latent_dim,) or direction.dim() > 2:
-        shape = list(direction.shape) if isinstance(direction, torch.Tensor) else type(direction).__name__
-        raise ValueError(f"direction has shape {shape}; expected [{latent_dim}] (see style_direction).")
-    was_training = model.training
-    model.eval()
-    try:
-        mu = model.encode(roll)[0] if roll is not None else source_mu
-        _check_latent(mu, latent_dim, "source_mu")
-        z = mu + strength * direction.to(mu.device, mu.dtype)
-        steps = roll.shape[1] if roll is not None else None
-        return model.generate(z, steps=steps, threshold=threshold), z
-    finally:
-        model.train(was_training)
