@@ -28,18 +28,20 @@ def main(argv: list[str] | None = None) -> int:
         from coursekit import doctor
 
         return doctor.run()
-    from coursekit.recipes import RECIPES, run_recipe
+    import coursekit.recipes  # noqa: F401  (registers every recipe)
+    from coursekit.recipes import registry
 
-    known = ", ".join(sorted(RECIPES))
+    recipes = registry.RECIPES
+    known = ", ".join(sorted(recipes))
     if args.list:
-        for name in sorted(RECIPES):
-            print(f"{name}  {RECIPES[name].description}")
+        for name in sorted(recipes):
+            print(f"{name}  {recipes[name].description}")
         return 0
     if args.recipe is None:
         train.error(f"name a recipe to run; known recipes: {known}")
-    if args.recipe not in RECIPES:
+    if args.recipe not in recipes:
         train.error(f"unknown recipe {args.recipe!r}; known recipes: {known}")
-    print(f"wrote {run_recipe(args.recipe, ship=args.ship)}")
+    print(f"wrote {registry.run_recipe(args.recipe, ship=args.ship)}")
     return 0
 
 

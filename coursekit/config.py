@@ -57,8 +57,26 @@ def is_fast() -> bool:
     )
 
 
-FAST: bool = is_fast()
-"""FAST mode as it was when ``coursekit`` was imported (see :func:`is_fast`)."""
+try:
+    FAST: bool = is_fast()
+    """FAST mode as it was when ``coursekit.config`` was imported (see :func:`is_fast`).
+
+    With a ``COURSEKIT_FAST`` that :func:`is_fast` does not understand, importing still works (so
+    ``python -m coursekit doctor`` can report it) and reading ``config.FAST`` raises its ValueError.
+    """
+    _FAST_ERROR: str | None = None
+except ValueError as _error:
+    _FAST_ERROR = (
+        f"{_error} (config.FAST was read when coursekit.config was imported: "
+        "restart Python, or the notebook's kernel, after fixing it.)"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``config.FAST`` when ``COURSEKIT_FAST`` was not understood at import: raise its ValueError."""
+    if name == "FAST" and _FAST_ERROR is not None:
+        raise ValueError(_FAST_ERROR)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def pick(full: T, fast: T) -> T:

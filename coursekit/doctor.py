@@ -8,11 +8,14 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import platform
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from coursekit import config
+from coursekit.data import cache
 
 PACKAGES = (
     "torch",
@@ -115,7 +118,7 @@ def report() -> tuple[list[str], list[str]]:
         lines.append(f"  [{'ok' if found else 'MISSING'}] {source.name}: {found or source.package}")
         if not found:
             problems.append(f"{source.name} not found: {source.fix}")
-    lines += _generated_lines()
+    lines += _generated_lines(problems)
     lines += _checkpoint_lines(problems)
     return lines, problems
 
@@ -124,6 +127,10 @@ def _checkpoint_lines(problems: list[str]) -> list[str]:
     """Each shipped checkpoint in the registry: present and matching its SHA-256, or the fix."""
     from coursekit import checkpoints  # imports torch; kept out of the module's import time
 
+    path = checkpoints.registry_path()
+    if path.parent.is_dir() and not path.is_file():
+        problems.append(_missing_registry(path))
+        return [f"shipped checkpoints: {path} is MISSING"]
     try:
         registry = checkpoints.list_pretrained()
     except ValueError as err:
@@ -148,15 +155,92 @@ def _checkpoint_lines(problems: list[str]) -> list[str]:
     return lines
 
 
-def _generated_lines() -> list[str]:
-    """Which datasets are already built in the data folder; the rest are built on first use."""
+def _missing_registry(path: Path) -> str:
+    """The problem line for a checkpoint folder without ``registry.json``."""
+    fix = "restore it with `git checkout checkpoints/registry.json`"
+    if path.parent.resolve() != (config.repo_root() / "checkpoints").resolve():
+        fix += " in the repository and copy it there, or unset COURSEKIT_CHECKPOINTS"
+    return f"checkpoint registry {path} is missing, so the shipped checkpoints cannot be checked or loaded: {fix}."
+
+
+def _generated_lines(problems: list[str]) -> list[str]:
+    """Which datasets are built in the data folder, each verified against its manifest (every file hashed).
+
+    An intact build is ``[ok]``; one with a changed, missing or extra file is ``[CHANGED]`` (its next
+    use rebuilds it); one built before manifests held hashes is ``[old]`` (rebuilt on its next use,
+    not a problem); a non-empty folder of that name without a manifest of ours is ``[FOREIGN]``
+    (the library refuses to replace it). The problems name the files and the fix. Empty folders and
+    absent ones count as not built yet: the first use builds them.
+    """
     data = config.data_dir()
     lines = ["datasets built from those sources (made on first use, in seconds; never downloaded):"]
     for what, pattern, call in GENERATED:
-        found = sorted(p.name for p in data.glob(pattern) if p.is_dir()) if data.is_dir() else []
-        state = f"built: {', '.join(found)}" if found else f"not built yet; {call} builds it"
-        lines.append(f"  [{'ok' if found else '--'}] {what}: {state}")
+        found = sorted(p for p in data.glob(pattern) if p.is_dir() and any(p.iterdir())) if data.is_dir() else []
+        good = []
+        for folder in found:
+            try:
+                problem = cache.verify_cache(folder)
+            except OSError as err:
+                problem = f"it cannot be read ({err})"
+            if problem is None:
+                good.append(folder.name)
+            elif cache.manifest_format(folder) == 1:  # expected after an update, and mended on its own
+                lines.append(f"  [old] {what}: {folder.name} (built by an older coursekit; rebuilt on its next use)")
+            elif cache.is_ours(folder):
+                lines.append(f"  [CHANGED] {what}: {folder.name}")
+                problems.append(f"{what} in {folder}: {problem}: {call} rebuilds it on its next use.")
+            else:
+                lines.append(f"  [FOREIGN] {what}: {folder.name}")
+                problems.append(
+                    f"{what} in {folder}: {problem}: {call} will not replace a folder it did not build: "
+                    "move your files out of it, or delete it yourself if it is a stale build."
+                )
+        if good:
+            lines.append(f"  [ok] {what}: built: {', '.join(good)}")
+        elif not found:
+            lines.append(f"  [--] {what}: not built yet; {call} builds it")
     return lines
+
+
+def writable(folder: Path) -> bool:
+    """Whether this process can create files in ``folder`` (an existing folder).
+
+    ``os.access`` answers for the effective user, but root passes it whatever the permissions
+    (only a read-only file system or a special folder such as ``/proc`` stops root), so a temporary
+    file is also created and removed.
+    """
+    effective = os.access in os.supports_effective_ids
+    if not os.access(folder, os.W_OK | os.X_OK, effective_ids=effective):
+        return False
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".coursekit-doctor-", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(probe)
+    return True
+
+
+def _data_folder_problem(data: Path) -> str | None:
+    """Why datasets cannot be built in the data folder ``data``, or None."""
+    if data.is_dir():
+        if writable(data):
+            return None
+        return (
+            f"data folder {data} is not writable, so the datasets cannot be built there: "
+            f"make it writable (`chmod u+w {data}`) or set COURSEKIT_DATA to a folder you can write to."
+        )
+    if data.exists():
+        return f"data folder {data} is a file: remove it or set COURSEKIT_DATA to a folder."
+    parent = data.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.is_dir() and writable(parent):
+        return None
+    return (
+        f"data folder {data} cannot be created ({parent} is not writable), so the datasets cannot be built: "
+        "set COURSEKIT_DATA to a folder you can write to."
+    )
 
 
 def _folder_lines(problems: list[str]) -> list[str]:
@@ -165,8 +249,9 @@ def _folder_lines(problems: list[str]) -> list[str]:
         f"data folder  {data} ({'exists' if data.exists() else 'not created yet; made on first use'})",
         f"checkpoints  {ckpt} ({len(list(ckpt.glob('*.pt'))) if ckpt.exists() else 0} files)",
     ]
-    if data.exists() and not data.is_dir():
-        problems.append(f"data folder {data} is a file: remove it or set COURSEKIT_DATA to a folder.")
+    problem = _data_folder_problem(data)
+    if problem is not None:
+        problems.append(problem)
     if not ckpt.is_dir():
         problems.append(f"checkpoint folder {ckpt} is missing: restore it with `git checkout checkpoints`.")
     return lines

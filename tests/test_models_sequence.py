@@ -8,23 +8,11 @@ import pytest
 import torch
 
 from coursekit import checkpoints, config
-from coursekit.losses import kl_divergence
-from coursekit.models.sequence import (
-    PianoRollVAE,
-    PianoRollVAEConfig,
-    StyleClassifier,
-    build_pianoroll_vae,
-    calibrated_threshold,
-    evaluate_reconstruction,
-    f1_counts,
-    f1_scores,
-    pianoroll_vae_loss,
-    positive_weight,
-    style_direction,
-    style_transfer,
-    train_style_classifier,
-    weighted_bce,
-)
+from coursekit.losses import calibrated_threshold, kl_divergence, positive_weight, weighted_bce
+from coursekit.metrics import f1_counts, f1_scores
+from coursekit.models.sequence import PianoRollVAE, PianoRollVAEConfig, build_pianoroll_vae, pianoroll_vae_loss
+from coursekit.models.style import StyleClassifier, style_direction, style_transfer, train_style_classifier
+from coursekit.recipes.pianoroll_vae import evaluate_reconstruction
 
 DECODERS = ["parallel", "autoregressive"]
 STEPS, COLUMNS = 8, 102
@@ -353,13 +341,13 @@ def test_config_round_trips_through_a_dict():
 # ----------------------------------------------------------------------------- the lesson-07 recipe's helpers
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    from coursekit.recipes import pianoroll_splits
+    from coursekit.data.pianoroll_splits import pianoroll_splits
 
     return pianoroll_splits(max_pieces=3, root=tmp_path_factory.mktemp("pianorolls"))
 
 
 def test_splits_are_by_piece_hold_both_styles_and_only_train_is_transposed(splits):
-    from coursekit.recipes import _pieces_of
+    from coursekit.recipes.pianoroll_vae import _pieces_of
 
     pieces = {name: set(_pieces_of(split)) for name, split in splits.items()}
     assert not pieces["train"] & pieces["valid"] and not pieces["train"] & pieces["test"]
@@ -372,7 +360,7 @@ def test_splits_are_by_piece_hold_both_styles_and_only_train_is_transposed(split
 
 
 def test_epoch_loader_draws_new_transpositions_each_pass(splits):
-    from coursekit.recipes import EpochLoader
+    from coursekit.data.pianoroll_splits import EpochLoader
 
     loader = EpochLoader(torch.utils.data.DataLoader(splits["train"], batch_size=1000))
     first, second = (next(iter(loader))["transpose"] for _ in range(2))
@@ -383,14 +371,14 @@ def test_epoch_loader_draws_new_transpositions_each_pass(splits):
 
 
 def test_too_few_pieces_for_three_splits_are_explained(tmp_path):
-    from coursekit.recipes import pianoroll_splits
+    from coursekit.data.pianoroll_splits import pianoroll_splits
 
     with pytest.raises(ValueError, match="max_pieces >= 3"):
         pianoroll_splits(max_pieces=2, root=tmp_path)
 
 
 def test_frequency_baseline_keeps_the_columns_that_maximise_training_f1():
-    from coursekit.recipes import frequency_baseline
+    from coursekit.metrics import frequency_baseline
 
     rolls = torch.zeros(2, 2, 3)
     rolls[:, :, 0] = 1  # always on
@@ -404,8 +392,8 @@ def test_frequency_baseline_keeps_the_columns_that_maximise_training_f1():
 # ----------------------------------------------------------------------------- the shipped checkpoint
 @pytest.fixture(scope="module")
 def shipped():
-    if "pianoroll_vae" not in checkpoints.list_pretrained():
-        pytest.skip("pianoroll_vae is not registered: run `python -m coursekit.train pianoroll_vae`.")
+    if "pianoroll_vae" not in checkpoints.list_pretrained():  # a shipped checkpoint: fail, never skip
+        pytest.fail("pianoroll_vae is not registered: run `python -m coursekit train pianoroll_vae --ship`.")
     return checkpoints.load_pretrained("pianoroll_vae", build_pianoroll_vae)
 
 

@@ -15,25 +15,24 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from coursekit import audio, checkpoints, config, synth
+from coursekit.data import notes as notes_module
+from coursekit.data.notes import NoteTensors, notes_features, nsynth_features, pre_encode
 from coursekit.data.nsynth import NSynth
+from coursekit.features import SpectrogramFeatures
 from coursekit.losses import gaussian_nll, kl_divergence
 from coursekit.metrics import active_units
-from coursekit.models import spectrogram as spec
+from coursekit.models import parameter_count
+from coursekit.models.code_vae import CodeVAE, CodeVAEConfig, build_code_vae, code_vae_loss
 from coursekit.models.spectrogram import (
-    LatentVAE,
-    LatentVAEConfig,
-    NoteTensors,
     SpectrogramAE,
     SpectrogramAEConfig,
-    SpectrogramFeatures,
     SpectrogramVAE,
     ae_loss,
-    build_latent_vae,
     build_spectrogram_ae,
-    latent_vae_loss,
-    notes_features,
-    pre_encode,
 )
+from coursekit.recipes import registry
+from coursekit.recipes import spectrogram_vae as spec_recipes
+from coursekit.recipes.spectrogram_vae import load_spectrogram_vae
 
 SR = 16000
 FEATURES = SpectrogramFeatures()
@@ -53,9 +52,9 @@ def _ae(seed: int = 0, **fields) -> SpectrogramAE:
     return build_spectrogram_ae({**SMALL_AE, **fields})
 
 
-def _vae(seed: int = 0, **fields) -> LatentVAE:
+def _vae(seed: int = 0, **fields) -> CodeVAE:
     torch.manual_seed(seed)
-    return build_latent_vae({"code_dim": 8, "hidden": 16, "latent_dim": 3, **fields})
+    return build_code_vae({"code_dim": 8, "hidden": 16, "latent_dim": 3, **fields})
 
 
 def _small_batch(n: int = 4) -> torch.Tensor:
@@ -196,7 +195,7 @@ def test_decode_refuses_bad_features_with_a_clear_message(features, message):
 def test_default_autoencoder_has_the_planned_shapes_and_size():
     ae = build_spectrogram_ae()
     assert ae.config.bottleneck == (64, 16, 8)
-    assert spec.parameter_count(ae) < 1_500_000
+    assert parameter_count(ae) < 1_500_000
     buffer = io.BytesIO()
     torch.save(ae.state_dict(), buffer)
     assert buffer.tell() < 10 * 2**20  # a checkpoint stays under 10 MB
@@ -299,9 +298,9 @@ def test_latent_vae_shapes_and_sampling():
     torch.testing.assert_close(vae.sample(7, torch.Generator().manual_seed(0)), samples)
 
 
-def test_latent_vae_loss_is_the_gaussian_nll_plus_beta_times_the_kl():
+def test_code_vae_loss_is_the_gaussian_nll_plus_beta_times_the_kl():
     vae, code = _vae(), torch.rand(6, 8) * 2 - 1
-    parts = latent_vae_loss(vae, {"code": code}, beta=0.5, generator=torch.Generator().manual_seed(1))
+    parts = code_vae_loss(vae, {"code": code}, beta=0.5, generator=torch.Generator().manual_seed(1))
     mu, logvar = vae.encode(code)
     z = vae.reparameterize(mu, logvar, torch.Generator().manual_seed(1))
     mean = vae.decode(z)
@@ -321,7 +320,7 @@ def test_isotropic_variance_is_learned_and_fixed_is_not():
     assert "output_logvar" not in dict(fixed.named_parameters()) and float(fixed.output_logvar) == 0.0
     code = torch.rand(4, 8)
     for model in (learned, fixed):
-        latent_vae_loss(model, {"code": code})["loss"].backward()
+        code_vae_loss(model, {"code": code})["loss"].backward()
     assert learned.output_logvar.grad is not None and learned.output_logvar.grad != 0
     for name, p in learned.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
@@ -343,9 +342,9 @@ def test_latent_vae_learns_codes_that_lie_on_a_two_dimensional_surface():
     codes = torch.tanh(factors @ torch.randn(2, 8) + 0.1 * torch.sin(3 * factors) @ torch.randn(2, 8))
     vae = _vae(latent_dim=4, hidden=32, output_sigma=0.1)  # the codes' scale: standard deviation about 0.5
     optimizer = torch.optim.Adam(vae.parameters(), lr=1e-2)
-    first = float(latent_vae_loss(vae, {"code": codes})["loss"].detach())
+    first = float(code_vae_loss(vae, {"code": codes})["loss"].detach())
     for _ in range(300):
-        parts = latent_vae_loss(vae, {"code": codes})
+        parts = code_vae_loss(vae, {"code": codes})
         optimizer.zero_grad()
         parts["loss"].backward()
         optimizer.step()
@@ -366,7 +365,7 @@ def test_latent_vae_learns_codes_that_lie_on_a_two_dimensional_surface():
 )
 def test_bad_latent_vae_configs_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):
-        build_latent_vae({"code_dim": 8, **fields})
+        build_code_vae({"code_dim": 8, **fields})
 
 
 def test_latent_vae_refuses_codes_and_latents_of_the_wrong_size():
@@ -403,7 +402,7 @@ def test_wrapper_goes_from_audio_to_latent_and_back():
 
 def test_wrapper_refuses_parts_that_do_not_fit():
     with pytest.raises(ValueError, match=r"codes of 8 but the VAE core takes 64"):
-        SpectrogramVAE(_ae(), build_latent_vae(), SMALL)
+        SpectrogramVAE(_ae(), build_code_vae(), SMALL)
     with pytest.raises(ValueError, match=r"takes \[1, 32, 128\] but the features are \[1, 256, 128\]"):
         SpectrogramVAE(_ae(), _vae())
 
@@ -452,8 +451,8 @@ def test_notes_features_computes_each_note_once_and_caches_in_memory_and_on_disk
     torch.testing.assert_close(item["features"], FEATURES.encode(notes[1]["audio"]))
     assert notes_features(notes, cache_file=cache) is data  # memory
     assert cache.is_file()
-    monkeypatch.setattr(spec, "_FEATURE_CACHE", {})
-    monkeypatch.setattr(spec, "_compute_features", lambda *args: pytest.fail("recomputed despite the disk cache"))
+    monkeypatch.setattr(notes_module, "_FEATURE_CACHE", {})
+    monkeypatch.setattr(notes_module, "_compute_features", lambda *args: pytest.fail("recomputed despite the disk cache"))
     from_disk = notes_features(notes, cache_file=cache)
     torch.testing.assert_close(from_disk.tensors, data.tensors)
     assert from_disk.note_str == data.note_str
@@ -479,12 +478,12 @@ def test_nsynth_features_reads_nsynth_mini_and_caches_under_the_data_folder(tmp_
         opened.append((split, size, seed, root))
         return NSynth(tmp_path / "ns", split)
 
-    monkeypatch.setattr("coursekit.data.nsynth.NSynthMini", fake_mini)
+    monkeypatch.setattr(notes_module, "NSynthMini", fake_mini)
     monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path / "data"))
-    data = spec.nsynth_features("valid", size="tiny", disk_cache=True)
+    data = nsynth_features("valid", size="tiny", disk_cache=True)
     assert opened == [("valid", "tiny", 0, None)] and len(data) == 3
     assert (tmp_path / "data" / "spectrogram_features-tiny-seed0-valid.pt").is_file()
-    assert spec.nsynth_features("valid", size="tiny") is data  # the same notes: from memory
+    assert nsynth_features("valid", size="tiny") is data  # the same notes: from memory
 
 
 def test_notes_features_refuses_notes_at_another_rate(tmp_path):
@@ -493,24 +492,34 @@ def test_notes_features_refuses_notes_at_another_rate(tmp_path):
         notes_features(NSynth(tmp_path / "ns", "valid", sr=8000))
 
 
-def test_pre_encode_stores_the_eval_mode_codes_and_keeps_the_labels():
-    ae = _ae()
+def test_pre_encode_stores_the_codes_of_the_encoder_function_and_keeps_the_labels():
+    ae = _ae().eval()  # batch norm must use its running statistics: the caller says so
     data = NoteTensors({"features": _small_batch(5), "pitch": torch.arange(5)}, list("abcde"))
-    ae.train()
-    codes = pre_encode(ae, data, batch_size=2)
-    assert not ae.training  # batch norm must use its running statistics
+    codes = pre_encode(ae.encode, data, batch_size=2)
     assert set(codes.tensors) == {"code", "pitch"} and codes.note_str == list("abcde")
     torch.testing.assert_close(codes.tensors["code"], ae.encode(data.tensors["features"]), rtol=1e-5, atol=1e-6)
+    halves = pre_encode(lambda f: f.flatten(1)[:, :3] / 2, data)  # any function of features [b, 1, f, t] -> [b, d]
+    torch.testing.assert_close(halves.tensors["code"], data.tensors["features"].flatten(1)[:, :3] / 2)
     with pytest.raises(ValueError, match=r"pre_encode needs 'features'"):
-        pre_encode(ae, codes)
+        pre_encode(ae.encode, codes)
+    with pytest.raises(ValueError, match=r"encode returned \[2\] for 2 notes; it must return \[notes, code_dim\]"):
+        pre_encode(lambda f: f.sum(dim=(1, 2, 3)), data, batch_size=2)
 
 
 # ----------------------------------------------------------------------------- shipped checkpoints
 SHIPPED = checkpoints.list_pretrained()
-NEEDS_CHECKPOINTS = pytest.mark.skipif(
-    not {spec.AE_CHECKPOINT, spec.VAE_CHECKPOINT} <= set(SHIPPED),
-    reason="run `python -m coursekit.train spec_ae_nsynth` and `spec_vae_nsynth` first",
-)
+
+
+@pytest.fixture
+def _shipped_spectrogram_checkpoints():
+    """Fail (never skip) the tests of the shipped checkpoints when one is not registered."""
+    missing = sorted({spec_recipes.AE_CHECKPOINT, spec_recipes.VAE_CHECKPOINT} - set(SHIPPED))
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not registered: run `python -m coursekit train spec_ae_nsynth --ship` "
+                    "and `spec_vae_nsynth --ship` first")
+
+
+NEEDS_CHECKPOINTS = pytest.mark.usefixtures("_shipped_spectrogram_checkpoints")
 MINI_TEST = config.data_dir() / "nsynth_mini-mini-seed0" / "nsynth-test"
 
 
@@ -525,11 +534,11 @@ def _first_test_notes(n: int) -> NoteTensors:
 
 
 @NEEDS_CHECKPOINTS
-@pytest.mark.parametrize("name", [spec.AE_CHECKPOINT, spec.VAE_CHECKPOINT])
+@pytest.mark.parametrize("name", [spec_recipes.AE_CHECKPOINT, spec_recipes.VAE_CHECKPOINT])
 def test_shipped_checkpoints_are_small_and_verified(name):
     entry = SHIPPED[name]
     assert (config.checkpoint_dir() / entry["file"]).stat().st_size == entry["size_bytes"] < 10 * 2**20
-    build = build_spectrogram_ae if name == spec.AE_CHECKPOINT else build_latent_vae
+    build = build_spectrogram_ae if name == spec_recipes.AE_CHECKPOINT else build_code_vae
     model, ckpt = checkpoints.load_pretrained(name, build)
     assert not model.training
     assert ckpt["metrics"]["epochs_run"] >= 1
@@ -537,9 +546,9 @@ def test_shipped_checkpoints_are_small_and_verified(name):
 
 @NEEDS_CHECKPOINTS
 def test_shipped_autoencoder_reproduces_its_recorded_error_on_the_first_test_notes():
-    from coursekit.recipes import describe_ae
+    from coursekit.recipes.spectrogram_vae import describe_ae
 
-    ae, ckpt = checkpoints.load_pretrained(spec.AE_CHECKPOINT, build_spectrogram_ae)
+    ae, ckpt = checkpoints.load_pretrained(spec_recipes.AE_CHECKPOINT, build_spectrogram_ae)
     metrics = ckpt["metrics"]
     first = _first_test_notes(8)
     assert describe_ae(ae, first)["mse"] == pytest.approx(metrics["test_mse_first_8"], rel=1e-4)
@@ -550,16 +559,16 @@ def test_shipped_autoencoder_reproduces_its_recorded_error_on_the_first_test_not
 
 @NEEDS_CHECKPOINTS
 def test_shipped_vae_core_reproduces_its_recorded_elbo_and_decodes_audible_notes():
-    from coursekit.recipes import describe_latent_vae
+    from coursekit.recipes.spectrogram_vae import describe_code_vae
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the VAE core was trained on this very autoencoder file
-        model = spec.load_spectrogram_vae()
-    metrics = checkpoints.load_pretrained(spec.VAE_CHECKPOINT)[1]["metrics"]
-    assert metrics["ae_sha256"] == SHIPPED[spec.AE_CHECKPOINT]["sha256"]
+        model = load_spectrogram_vae()
+    metrics = checkpoints.load_pretrained(spec_recipes.VAE_CHECKPOINT)[1]["metrics"]
+    assert metrics["ae_sha256"] == SHIPPED[spec_recipes.AE_CHECKPOINT]["sha256"]
     first = _first_test_notes(8)
     both = NoteTensors(first.tensors | {"code": model.ae.encode(first.tensors["features"])}, first.note_str)
-    measured = describe_latent_vae(model.vae, both, model.ae)
+    measured = describe_code_vae(model.vae, both, model.ae)
     assert measured["elbo_loss"] == pytest.approx(metrics["test_elbo_loss_first_8"], rel=1e-4, abs=1e-3)
     assert measured["feature_mse"] == pytest.approx(metrics["test_feature_mse_first_8"], rel=1e-4)
     assert metrics["valid_active_units"] >= 4
@@ -568,20 +577,22 @@ def test_shipped_vae_core_reproduces_its_recorded_elbo_and_decodes_audible_notes
 
 
 def test_load_spectrogram_vae_warns_when_the_vae_core_was_trained_on_another_autoencoder(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSEKIT_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path))  # a student's runs of both stages, under tmp_path/runs
     torch.manual_seed(0)
     ae = build_spectrogram_ae(SpectrogramAEConfig(channels=(2,), code_dim=4))
-    vae = build_latent_vae(LatentVAEConfig(code_dim=4, hidden=8, latent_dim=2))
-    checkpoints.save_checkpoint(tmp_path / "ae.pt", ae, ae.config.to_dict(), {"features": FEATURES.to_dict()})
-    ae_entry = checkpoints.register_checkpoint("ae", tmp_path / "ae.pt", "python -m coursekit.train ae", "test")
-    for sha, should_warn in ((ae_entry["sha256"], False), ("0" * 64, True)):
-        checkpoints.save_checkpoint(tmp_path / "vae.pt", vae, vae.config.to_dict(), {"ae_sha256": sha})
-        checkpoints.register_checkpoint("vae", tmp_path / "vae.pt", "python -m coursekit.train vae", "test")
+    vae = build_code_vae(CodeVAEConfig(code_dim=4, hidden=8, latent_dim=2))
+    ae_file = registry.run_path(spec_recipes.AE_CHECKPOINT)
+    checkpoints.save_checkpoint(ae_file, ae, ae.config.to_dict(), {"features": FEATURES.to_dict()})
+    for sha, should_warn in ((checkpoints.sha256_of(ae_file), False), ("0" * 64, True)):
+        vae_file = registry.run_path(spec_recipes.VAE_CHECKPOINT)
+        checkpoints.save_checkpoint(vae_file, vae, vae.config.to_dict(), {"ae_sha256": sha})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = spec.load_spectrogram_vae("ae", "vae")
-        assert any("trained on the codes of another ae file" in str(w.message) for w in caught) == should_warn
+            model = load_spectrogram_vae(verbose=False)
+        warned = [str(w.message) for w in caught if "trained on the codes of another" in str(w.message)]
+        assert bool(warned) == should_warn
         assert isinstance(model, SpectrogramVAE) and model.latent_dim == 2 and not model.ae.training
+    assert "python -m coursekit train spec_vae_nsynth" in warned[0]
 
 
 def test_encode_is_differentiable_and_decode_detaches():

@@ -11,7 +11,7 @@ import scipy.stats
 import torch
 from torchvision.utils import make_grid
 
-from coursekit import audio, plot
+from coursekit import audio, config, plot
 from coursekit.models.vae import VAEConfig, build_vae
 from coursekit.train import History
 
@@ -73,8 +73,11 @@ def test_image_grid_draws_into_the_given_axes_without_a_new_figure(rng):
 
 def test_image_grid_accepts_numpy_and_gradients(rng):
     images = torch.rand(2, 1, 4, 4, generator=rng, requires_grad=True)
-    plot.image_grid(images)
-    plot.image_grid(images.detach().numpy())
+    expected = make_grid(images.detach(), nrow=8, padding=2, pad_value=0.5).permute(1, 2, 0).numpy()
+    for given in (images, images.detach().numpy()):  # a tensor that needs grad, and a numpy array
+        shown = np.asarray(plot.image_grid(given).images[0].get_array())
+        np.testing.assert_allclose(shown, expected)
+    assert images.grad is None and images.requires_grad  # the caller's tensor is left as it was
 
 
 @pytest.mark.parametrize(
@@ -278,9 +281,9 @@ def test_latent_manifold_refuses_decoders_of_other_latent_sizes():
 
 def test_decoders_get_z_on_the_device_of_their_module():
     on_meta = torch.nn.Linear(2, 4, device="meta")
-    assert plot._device_of(on_meta.forward) == torch.device("meta")
-    assert plot._device_of(on_meta) == torch.device("meta")
-    assert plot._device_of(lambda z: on_meta(z)) == torch.device("cpu")  # a lambda hides it: pass device=
+    assert config.device_of(on_meta.forward) == torch.device("meta")
+    assert config.device_of(on_meta) == torch.device("meta")
+    assert config.device_of(lambda z: on_meta(z)) == torch.device("cpu")  # a lambda hides it: pass device=
 
 
 def test_latent_manifold_checks_what_decode_returns():

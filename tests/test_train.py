@@ -1,10 +1,9 @@
-"""coursekit.train: the training loop, its history and budgets, and the recipe command line."""
+"""coursekit.train: the training loop, its history and budgets."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import math
 import time
 
 import IPython.display
@@ -16,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from coursekit import train
 from coursekit.checkpoints import load_checkpoint
-from coursekit.train import History, evaluate, fit, main, register_recipe, to_device
+from coursekit.train import History, evaluate, fit, to_device
 
 TRUE_W = torch.tensor([1.5, -2.0, 0.5])
 
@@ -289,6 +288,152 @@ def test_checkpoint_path_without_config_is_refused(tmp_path):
         quiet_fit(linear(), loader(regression(8, 0)), checkpoint_path=tmp_path / "x.pt")
 
 
+# ----------------------------------------------------------------------------- non-finite losses
+def nan_from(step: int, loss_fn=mse_loss):
+    """``loss_fn`` whose training loss turns NaN at its ``step``-th training call (from 1), through a log of zero."""
+    calls = []
+
+    def loss(model, batch):
+        parts = dict(loss_fn(model, batch))
+        if model.training:
+            calls.append(batch)
+            if len(calls) >= step:
+                parts["loss"] = parts["loss"] + 0 * torch.log(torch.zeros(()))  # 0 * -inf = nan
+        return parts
+
+    return loss
+
+
+def snapshot_weights(loss_fn, snapshots: list):
+    """``loss_fn`` that also keeps the weights each validation pass sees (one batch: once per epoch)."""
+
+    def loss(model, batch):
+        if not model.training:
+            snapshots.append({key: value.clone() for key, value in model.state_dict().items()})
+        return loss_fn(model, batch)
+
+    return loss
+
+
+def count_steps(optimizer) -> list:
+    steps = []
+    optimizer.register_step_post_hook(lambda *args: steps.append(1))
+    return steps
+
+
+def all_finite(model: nn.Module) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_nan_training_loss_stops_at_that_step_naming_epoch_step_and_causes():
+    model = linear()
+    optimizer = sgd(model, 0.05)
+    steps = count_steps(optimizer)
+    # 20 examples in batches of 8: 3 steps per epoch, so training step 8 is epoch 3, step 2
+    with pytest.raises(FloatingPointError) as caught:
+        fit(model, loader(regression(20, 0), batch_size=8), nan_from(8), optimizer, epochs=10,
+            progress=False, live_plot=False)
+    err = caught.value
+    assert isinstance(err, train.NonFiniteLossError)
+    assert (err.phase, err.epoch, err.step, err.optimizer_step) == ("training", 3, 2, 8) and math.isnan(err.value)
+    message = str(err)
+    assert message.startswith("the training loss is nan at epoch 3, step 2 (optimizer step 8): training stopped ")
+    assert "learning rate too high" in message and "clip_grad_norm" in message
+    assert "log of zero or a division by zero in loss_fn" in message
+    assert "input data containing NaN or inf" in message
+    assert "the batch and the weights are finite, so the NaN came from loss_fn's arithmetic" in message
+    assert len(steps) == 7  # the NaN step was not taken
+    assert all_finite(model)
+    assert len(err.history.epochs) == 2 and err.history.stop_reason.startswith("non_finite: training loss nan")
+
+
+def test_after_a_nan_the_best_checkpoint_stays_on_disk_and_restore_best_restores_it(tmp_path):
+    def run(restore_best, path):
+        model = linear()
+        snapshots = []
+        with pytest.raises(FloatingPointError) as caught:
+            quiet_fit(model, loader(regression(20, 0), batch_size=8), snapshot_weights(nan_from(8), snapshots),
+                      lr=0.05, epochs=10, valid_loader=loader(regression(8, 1), batch_size=8),
+                      checkpoint_path=path, checkpoint_config={"in_features": 3, "out_features": 1},
+                      restore_best=restore_best)
+        return model, snapshots, caught.value
+
+    path = tmp_path / "best.pt"
+    model, snapshots, err = run(False, path)
+    assert err.history.best_epoch == 2 and len(snapshots) == 2  # epochs 1 and 2 finished and improved
+    loaded, ckpt = load_checkpoint(path, lambda cfg: nn.Linear(**cfg))
+    assert all(torch.equal(loaded.state_dict()[key], snapshots[1][key]) for key in snapshots[1])
+    assert ckpt["metrics"] == err.history.epochs[1]
+    assert f"The best weights so far (epoch 2, valid_loss {err.history.epochs[1]['valid_loss']:.4g}) stay in {path}" \
+        in str(err)
+    assert not torch.equal(model.weight, snapshots[1]["weight"])  # the model holds the weights of step 7
+    assert "pass restore_best=True" in str(err)
+
+    model, snapshots, err = run(True, tmp_path / "again.pt")
+    assert all(torch.equal(model.state_dict()[key], snapshots[1][key]) for key in snapshots[1])
+    assert "The model was restored to the weights of epoch 2 (restore_best=True)" in str(err)
+
+
+def test_nan_from_the_first_step_writes_no_checkpoint_and_says_so(tmp_path):
+    path = tmp_path / "never.pt"
+    with pytest.raises(FloatingPointError, match=r"at epoch 1, step 1 \(optimizer step 1\)") as caught:
+        quiet_fit(linear(), loader(regression(16, 0)), nan_from(1), epochs=5, checkpoint_path=path,
+                  checkpoint_config={"in_features": 3, "out_features": 1}, restore_best=True)
+    assert not path.exists()
+    assert f"No checkpoint was written to {path}: no epoch finished with a finite loss." in str(caught.value)
+    assert caught.value.history.epochs == [] and caught.value.history.best_epoch is None
+
+
+def test_nan_in_the_input_data_is_named():
+    data = regression(20, 0)
+    data.x[13, 1] = float("nan")  # example 13 is in the fourth batch of 4
+    with pytest.raises(FloatingPointError) as caught:
+        quiet_fit(linear(), loader(data, batch_size=4), epochs=2)
+    assert (caught.value.epoch, caught.value.step) == (1, 4)
+    assert "the batch itself is not finite: batch['x'] holds 1 NaN" in str(caught.value)
+
+
+def test_too_high_a_learning_rate_stops_before_the_weights_are_lost():
+    model = linear()
+    with pytest.raises(FloatingPointError, match=r"the training loss is (inf|nan) at epoch \d+, step \d+") as caught:
+        quiet_fit(model, loader(regression(64, 0), batch_size=8), lr=20.0, epochs=50)
+    assert "learning rate too high (lower lr" in str(caught.value)
+    assert all_finite(model)  # the diverging steps stop before the weights overflow
+
+
+def test_weights_that_turn_non_finite_with_a_finite_loss_are_caught():
+    def sqrt_loss(model, batch):  # sqrt(w^2) at w = 0: the loss is 0, its gradient nan
+        return {"loss": torch.sqrt(model.weight.pow(2).sum())}
+
+    model = nn.Linear(3, 1)
+    nn.init.zeros_(model.weight)
+    with pytest.raises(FloatingPointError) as caught:
+        quiet_fit(model, loader(regression(8, 0), batch_size=8), sqrt_loss, epochs=1)
+    assert caught.value.phase == "weights"
+    assert str(caught.value).startswith("the weights are nan after epoch 1 (optimizer step 1) although every "
+                                        "training loss was finite: ")
+
+
+def test_non_finite_validation_loss_stops_naming_the_epoch():
+    def loss_fn(model, batch):
+        parts = mse_loss(model, batch)
+        if not model.training:
+            valid_calls.append(batch)
+            if len(valid_calls) == 2:  # the second epoch's validation (one batch)
+                parts = {**parts, "loss": parts["loss"] / torch.zeros(())}  # inf
+        return parts
+
+    valid_calls = []
+    with pytest.raises(FloatingPointError) as caught:
+        quiet_fit(linear(), loader(regression(16, 0), batch_size=8), loss_fn, epochs=5,
+                  valid_loader=loader(regression(8, 1), batch_size=8))
+    err = caught.value
+    assert (err.phase, err.epoch, err.step, err.optimizer_step, err.value) == ("validation", 2, None, 4, math.inf)
+    assert str(err).startswith("the validation loss is inf at epoch 2 (after optimizer step 4): training stopped")
+    assert "bad input data containing NaN or inf (check torch.isfinite(x).all() on the validation batches)" in str(err)
+    assert len(err.history.epochs) == 1
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_loss_fn_without_a_loss_key_is_refused():
     with pytest.raises(ValueError, match=r"loss_fn must return a dict with the key 'loss'.*got \['mse'\]"):
@@ -376,63 +521,3 @@ def test_progress_bar_prints_a_summary_per_epoch(capsys):
     out = capsys.readouterr()
     lines = [line for line in (out.out + out.err).splitlines() if line.startswith("epoch ") and "train_loss" in line]
     assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"]
-
-
-# ----------------------------------------------------------------------------- recipes and CLI
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "coursekit.train", *args], capture_output=True, text=True,
-                          timeout=60)
-
-
-def test_cli_lists_the_shipped_recipes_with_their_first_doc_line():
-    import coursekit.recipes  # noqa: F401
-
-    result = run_cli("--list")
-    assert result.returncode == 0
-    assert result.stdout.splitlines() == [f"{name}  {train._first_line(train.RECIPES[name].__doc__)}"
-                                          for name in sorted(train.RECIPES)]
-    assert "vae_mnist_conv  Convolutional VAE on MNIST, latent size 16 (lesson 02)." in result.stdout
-
-
-def test_cli_unknown_recipe_names_the_known_ones():
-    import coursekit.recipes  # noqa: F401
-
-    result = run_cli("nope")
-    assert result.returncode == 2
-    assert f"unknown recipe 'nope'; known recipes: {', '.join(sorted(train.RECIPES))}" in result.stderr
-    assert "vae_mnist_conv" in result.stderr
-
-
-def test_cli_list_says_when_nothing_is_registered(monkeypatch, capsys):
-    import coursekit.recipes  # noqa: F401  (imported first, so main's import registers nothing new)
-
-    monkeypatch.setattr(train, "RECIPES", {})
-    assert main(["--list"]) == 0
-    assert capsys.readouterr().out == "no recipes registered yet\n"
-
-
-def test_registered_recipe_is_listed_and_run(monkeypatch, capsys, tmp_path):
-    import coursekit.recipes  # noqa: F401
-
-    monkeypatch.setattr(train, "RECIPES", {})
-
-    @register_recipe("tiny")
-    def tiny():
-        """A tiny recipe.
-
-        More text.
-        """
-        path = tmp_path / "tiny.pt"
-        path.write_bytes(b"x")
-        return path
-
-    assert train.RECIPES == {"tiny": tiny}
-    assert main(["--list"]) == 0
-    assert capsys.readouterr().out == "tiny  A tiny recipe.\n"
-    assert main(["tiny"]) == 0
-    assert capsys.readouterr().out == f"wrote {tmp_path / 'tiny.pt'}\n"
-    with pytest.raises(SystemExit):
-        main(["other"])
-    assert "unknown recipe 'other'; known recipes: tiny" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="a recipe named 'tiny' is already registered"):
-        register_recipe("tiny")(tiny)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import warnings
@@ -57,8 +58,15 @@ def sha256_of(path: Path) -> str:
 
 
 def _files(root: Path) -> dict[str, Path]:
-    """Every file under ``root`` except the manifest, by its ``/``-separated path relative to ``root``."""
-    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file() and p != root / MANIFEST}
+    """Every file under ``root`` except the manifest, by its ``/``-separated path relative to ``root``, sorted."""
+    found = {}
+    for folder, _, names in os.walk(root):  # os.scandir underneath: no stat call per name
+        base = Path(folder)
+        prefix = base.relative_to(root).as_posix() + "/" if base != root else ""
+        for name in names:
+            if prefix or name != MANIFEST:
+                found[prefix + name] = base / name
+    return dict(sorted(found.items()))
 
 
 def _record(path: Path) -> dict[str, Any]:
@@ -80,6 +88,22 @@ def _read_manifest(root: Path) -> tuple[dict | None, str | None]:
     if manifest.get("written_by") != WRITER and "inventory" not in manifest:  # "inventory": format 1
         return None, f"{path} was not written by coursekit"
     return manifest, None
+
+
+def _has_hashes(manifest: dict) -> bool:
+    """Whether a manifest of ours records, for every file, its size, time and SHA-256 (format 2)."""
+    files = manifest.get("files")
+    return (
+        manifest.get("format") == FORMAT
+        and isinstance(files, dict)
+        and all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("bytes"), int)
+            and isinstance(entry.get("mtime_ns"), int)
+            and isinstance(entry.get("sha256"), str)
+            for entry in files.values()
+        )
+    )
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:
@@ -110,7 +134,7 @@ def _changed_files(root: Path, manifest: dict, verify: bool) -> tuple[str | None
         + _named(changed, "changed since it was built (its SHA-256 differs)", "changed since they were built")
     )
     if reasons:
-        return f"its files do not match {root / MANIFEST}: {'; '.join(reasons)}", touched
+        return f"its files do not match its {MANIFEST}: {'; '.join(reasons)}", touched
     return None, touched
 
 
@@ -135,7 +159,7 @@ def cache_problem(root: Path, params: dict[str, Any], verify: bool = False) -> s
             time recorded when the folder is writable).
 
     Returns:
-        None, or a sentence naming what differs, e.g. ``"its files do not match .../MANIFEST.json:
+        None, or a sentence naming what differs, e.g. ``"its files do not match its MANIFEST.json:
         audio/0.wav changed since it was built (its SHA-256 differs)"``.
 
     Lesson: lessons/00_tour.ipynb
@@ -150,8 +174,10 @@ def cache_problem(root: Path, params: dict[str, Any], verify: bool = False) -> s
         return f"{foreign} (an interrupted or foreign build)"
     if manifest.get("params") != json.loads(json.dumps(params)):
         return "it was built with different parameters"
-    if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    if manifest.get("format", 1) == 1:
         return f"its {MANIFEST} is from an older coursekit without file hashes (rebuilt once)"
+    if not _has_hashes(manifest):
+        return f"its {MANIFEST} is damaged: it lacks a size, time or SHA-256 of some file"
     problem, touched = _changed_files(root, manifest, verify)
     if problem is None and touched:
         _record_new_times(root, manifest, touched)
@@ -161,7 +187,9 @@ def cache_problem(root: Path, params: dict[str, Any], verify: bool = False) -> s
 def verify_cache(root: str | Path) -> str | None:
     """Hash every file of the dataset at ``root`` and compare it with its manifest, whatever the parameters.
 
-    Costs one read of the whole dataset (about 0.2 s for the default NSynth-mini, 200 MB).
+    Costs one read of the whole dataset: about 0.6 s for the default NSynth-mini (1,584 files,
+    203 MB) when the files are in the page cache, more when they are read from disk. The check on
+    every reuse (:func:`cache_problem`) takes about 0.04 s for the same folder.
 
     Returns:
         None when every file is as it was built; otherwise a sentence naming the changed, missing or
@@ -179,15 +207,25 @@ def verify_cache(root: str | Path) -> str | None:
     manifest, foreign = _read_manifest(root)
     if manifest is None:
         return f"{foreign} (an interrupted or foreign build)"
-    if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    if manifest.get("format", 1) == 1:
         return f"its {MANIFEST} is from an older coursekit without file hashes (rebuilt once on its next use)"
+    if not _has_hashes(manifest):
+        return f"its {MANIFEST} is damaged: it lacks a size, time or SHA-256 of some file"
     return _changed_files(root, manifest, verify=True)[0]
 
 
 def is_ours(root: str | Path) -> bool:
     """Whether ``root`` is a folder holding a manifest written by this module (any format)."""
+    return manifest_format(root) is not None
+
+
+def manifest_format(root: str | Path) -> int | None:
+    """The format of the manifest this module wrote in ``root`` (1: no hashes, 2: :data:`FORMAT`), else None."""
     root = Path(root)
-    return root.is_dir() and not root.is_symlink() and _read_manifest(root)[0] is not None
+    if not root.is_dir() or root.is_symlink():
+        return None
+    manifest = _read_manifest(root)[0]
+    return None if manifest is None else manifest.get("format", 1)
 
 
 def _record_new_times(root: Path, manifest: dict, names: list[str]) -> None:
