@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +174,75 @@ def test_checkpoint_dir_follows_environment_variable(monkeypatch, tmp_path):
 def test_checkpoint_dir_expands_home(monkeypatch):
     monkeypatch.setenv("COURSEKIT_CHECKPOINTS", "~/ckpt")
     assert config.checkpoint_dir() == Path.home() / "ckpt"
+
+
+# ----------------------------------------------------------------------------- FAST read at import
+def run_python(code: str, fast: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSEKIT_")} | {"COURSEKIT_FAST": fast}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_importing_config_with_a_bad_fast_value_works_and_fast_then_raises_clearly():
+    code = """
+import os
+import coursekit.config as config
+for use in (lambda: config.FAST, lambda: config.pick(full=1, fast=0)):
+    try:
+        use()
+    except ValueError as err:
+        print("ValueError:", err)
+os.environ["COURSEKIT_FAST"] = "1"
+print("pick after the fix:", config.pick(full=1, fast=0))
+try:
+    from coursekit.config import FAST
+except ValueError as err:
+    print("from-import ValueError:", err)
+"""
+    result = run_python(code, "maybe")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    understood = (
+        "COURSEKIT_FAST='maybe' is not understood: set it to 1 for FAST mode or 0 (or unset it) for student mode."
+    )
+    assert lines[0] == (
+        f"ValueError: {understood} (config.FAST was read when coursekit.config was imported: "
+        "restart Python, or the notebook's kernel, after fixing it.)"
+    )
+    assert lines[1] == f"ValueError: {understood}"
+    assert lines[2] == "pick after the fix: 0"
+    assert lines[3].startswith(f"from-import ValueError: {understood}")
+
+
+def test_fast_is_the_mode_at_import_time():
+    code = "import os, coursekit.config as c; os.environ['COURSEKIT_FAST'] = '0'; print(c.FAST, c.is_fast())"
+    assert run_python(code, "1").stdout.split() == ["True", "False"]
+    assert run_python(code, "0").stdout.split() == ["False", "False"]
+
+
+def test_config_from_dict_round_trips_and_names_unknown_fields():
+    from dataclasses import dataclass
+
+    from coursekit.config import config_from_dict
+
+    @dataclass
+    class Tiny:
+        a: int = 1
+        b: str = "x"
+
+    assert config_from_dict(Tiny, {"a": 3}) == Tiny(3, "x")
+    with pytest.raises(ValueError, match=r"Tiny has no field\(s\) \['c'\]: its fields are \['a', 'b'\]"):
+        config_from_dict(Tiny, {"c": 1})
+    with pytest.raises(TypeError, match="needs a dataclass type"):
+        config_from_dict(dict, {})
+
+
+def test_device_of_finds_the_module_behind_a_bound_method():
+    import torch
+
+    from coursekit.config import device_of
+
+    on_meta = torch.nn.Linear(2, 2, device="meta")
+    assert device_of(on_meta) == device_of(on_meta.forward) == torch.device("meta")
+    assert device_of(lambda z: z) == device_of(torch.nn.ReLU()) == torch.device("cpu")
