@@ -34,17 +34,16 @@ def _shape_text(shape: Sequence[int | None]) -> str:
 
 def _shape_hint(got: tuple[int, ...], expected: Sequence[int | None], name: str) -> str:
     """Why a tensor of shape ``got`` may not be ``expected``: a reshape, a missing or extra axis, swapped axes."""
-    if all(s is not None for s in expected):
-        if math.prod(got) == math.prod(expected) and sorted(got) == sorted(expected) and len(got) == 2:
-            return f": the axes look swapped: did you mean {name}.T (or .transpose)?"
-        if math.prod(got) == math.prod(expected):
-            target = ", ".join(map(str, expected))
-            return (f": the same {math.prod(got)} numbers in another shape: did you forget to reshape "
-                    f"({name}.view({target}))?")  # fmt: skip
     if len(got) + 1 == len(expected):
         return f": one axis is missing: did you forget {name}.unsqueeze(...) (a batch or channel axis)?"
     if len(got) == len(expected) + 1:
         return f": one axis too many: did you forget {name}.squeeze(...) or to index one item?"
+    if all(s is not None for s in expected) and math.prod(got) == math.prod(expected):
+        if len(got) == 2 and tuple(got) == tuple(reversed(expected)):
+            return f": the axes look swapped: did you mean {name}.T (or .transpose)?"
+        target = ", ".join(map(str, expected))
+        numbers = math.prod(got)
+        return f": the same {numbers} numbers in another shape: did you forget to reshape ({name}.view({target}))?"
     return ""
 
 
