@@ -452,7 +452,8 @@ def test_notes_features_computes_each_note_once_and_caches_in_memory_and_on_disk
     assert notes_features(notes, cache_file=cache) is data  # memory
     assert cache.is_file()
     monkeypatch.setattr(notes_module, "_FEATURE_CACHE", {})
-    monkeypatch.setattr(notes_module, "_compute_features", lambda *args: pytest.fail("recomputed despite the disk cache"))
+    recompute = lambda *args: pytest.fail("recomputed despite the disk cache")  # noqa: E731
+    monkeypatch.setattr(notes_module, "_compute_features", recompute)
     from_disk = notes_features(notes, cache_file=cache)
     torch.testing.assert_close(from_disk.tensors, data.tensors)
     assert from_disk.note_str == data.note_str
