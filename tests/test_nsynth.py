@@ -1,4 +1,4 @@
-"""coursekit.data.nsynth: the NSynth reader on hand-written NSynth files, NSynth-mini, check_pitch."""
+"""coursekit.data.nsynth: the NSynth reader on hand-written NSynth files, NSynth-mini, pitch_error_cents."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from coursekit import audio, synth
 from coursekit.data import nsynth
-from coursekit.data.nsynth import NSynth, NSynthMini, check_pitch, render_nsynth_mini
+from coursekit.data.nsynth import NSynth, NSynthMini, render_nsynth_mini
+from coursekit.metrics import pitch_error_cents
 
 SR = 16000
 PCM16_STEP = 1 / 32768
@@ -226,29 +227,29 @@ def test_wav_not_in_nsynth_format_is_an_error_naming_the_file(fake_nsynth, data,
         notes[index]
 
 
-# ----------------------------------------------------------------------------- check_pitch
+# ----------------------------------------------------------------------------- pitch_error_cents
 @pytest.mark.parametrize(("cents", "pitch"), [(0, 69), (30, 69), (-40, 45), (0, 57), (1200, 57)])
-def test_check_pitch_measures_cents_of_a_sine(cents, pitch):
+def test_pitch_error_cents_measures_cents_of_a_sine(cents, pitch):
     x = synth.sine(midi_hz(pitch) * 2 ** (cents / 1200), 1.0, SR)
-    assert check_pitch(x, SR, pitch) == pytest.approx(cents, abs=10)
+    assert pitch_error_cents(x, SR, pitch) == pytest.approx(cents, abs=10)
 
 
-def test_check_pitch_takes_arrays_at_other_rates():
+def test_pitch_error_cents_takes_arrays_at_other_rates():
     x = synth.sine(midi_hz(62), 1.0, 22050).numpy()[None]
-    assert check_pitch(x, 22050, 62) == pytest.approx(0, abs=10)
+    assert pitch_error_cents(x, 22050, 62) == pytest.approx(0, abs=10)
 
 
-def test_check_pitch_is_repeatable_and_leaves_the_global_generators_alone():
+def test_pitch_error_cents_is_repeatable_and_leaves_the_global_generators_alone():
     x = synth.harmonic_tone(midi_hz(50), 1.0, SR)
     numpy_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state()
-    assert check_pitch(x, SR, 50) == check_pitch(x, SR, 50)
+    assert pitch_error_cents(x, SR, 50) == pitch_error_cents(x, SR, 50)
     assert np.array_equal(np.random.get_state()[1], numpy_state)
     assert torch.equal(torch.get_rng_state(), torch_state)
 
 
-def test_check_pitch_refuses_silence():
+def test_pitch_error_cents_refuses_silence():
     with pytest.raises(ValueError, match=r"no frame of x is voiced"):
-        check_pitch(torch.zeros(SR), SR, 60)
+        pitch_error_cents(torch.zeros(SR), SR, 60)
 
 
 # ----------------------------------------------------------------------------- NSynth-mini
@@ -309,7 +310,7 @@ def test_mini_notes_sound_their_pitch(mini):
     checked = {}
     for index, e in enumerate(notes.examples):
         if e["instrument_family_str"] not in checked:
-            checked[e["instrument_family_str"]] = check_pitch(notes[index]["audio"], SR, e["pitch"])
+            checked[e["instrument_family_str"]] = pitch_error_cents(notes[index]["audio"], SR, e["pitch"])
     assert len(checked) == 6
     assert all(abs(cents) <= 50 for cents in checked.values()), checked
 

@@ -6,8 +6,8 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from coursekit.data.nsynth import check_pitch
 from coursekit.data.soundfont import NoteEvent, SoundfontSynth, soundfont_path
+from coursekit.metrics import pitch_error_cents
 
 SR = 16000
 PIANO, FLUTE, TRUMPET, CELLO = 0, 73, 56, 42  # 0-based General MIDI programs
@@ -64,7 +64,7 @@ def test_sustained_note_holds_its_level(sfs):
 @pytest.mark.parametrize(("program", "pitch"), [(FLUTE, 69), (TRUMPET, 60), (CELLO, 48), (PIANO, 72)])
 def test_rendered_note_sounds_its_pitch(sfs, peak_hz, program, pitch):
     x = sfs.render_note(program, pitch, 100)
-    assert abs(check_pitch(x, SR, pitch)) < 50
+    assert abs(pitch_error_cents(x, SR, pitch)) < 50
     if program == FLUTE:  # a flute's strongest partial is its fundamental: check it without CREPE too
         assert peak_hz(x[SR // 2 : 2 * SR], SR) == pytest.approx(440.0, rel=0.01)
 

@@ -28,7 +28,6 @@ _WHERE = {
     "NSynth": "nsynth",
     "NSynthMini": "nsynth",
     "render_nsynth_mini": "nsynth",
-    "check_pitch": "nsynth",
     "TechnoLoops": "loops",
     "render_loops": "loops",
     "beat_grid": "loops",

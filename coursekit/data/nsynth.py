@@ -26,7 +26,6 @@ import math
 import struct
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from torch.utils.data import Dataset
 
 from coursekit import audio, config
 from coursekit.data.cache import cached_build
+from coursekit.data.instruments import _BAD_KEYS, _KEY_RANGES, _TRANSPOSE, FAMILY_PITCHES, INSTRUMENTS, Instrument
 from coursekit.data.soundfont import SoundfontSynth
 
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
@@ -53,73 +53,6 @@ ITEM_KEYS = (
     "instrument_source", "instrument_source_str", "note_str",
 )  # fmt: skip
 _FORMAT_VERSION = 1  # bump when the rendering changes, so cached copies are rebuilt
-
-# Pitch range (MIDI, inclusive) rendered per family, inside NSynth's 24-84 span.
-FAMILY_PITCHES = {
-    "bass": (24, 60), "brass": (36, 84), "flute": (48, 84), "guitar": (40, 84), "keyboard": (36, 84),
-    "mallet": (53, 84), "organ": (36, 79), "reed": (48, 79), "string": (40, 84), "synth_lead": (36, 84),
-    "vocal": (53, 79),
-}  # fmt: skip
-
-# GM programs (0-based) of each family and source. Acoustic: recorded acoustic instruments;
-# electronic: recorded electric or electronic instruments; synthetic: synthesisers.
-# Measured with check_pitch: every 4th key of each family's range, then every key at velocities 25,
-# 75 and 127 of the programs that failed (their pitch never changed with velocity), then every key
-# of the instruments kept, at velocity 100 (all within 50 cents but reed organ key 37). Left out:
-# 16 drawbar organ (its sample zones disagree: 0, +1200 or -1200 cents from key to key), 19 church
-# organ (+1200 below key 60, -1200 above), 22 harmonica (+2785 at key 36), 29 overdrive and
-# 30 distortion guitar (+1200 to +1900 on low keys), 31 guitar harmonics (+2400), 37 slap bass 2
-# (+1200 to +2400 or unvoiced below key 39), 39 synth bass 2 (its filter resonates: raw peak 6.3 at
-# key 72), 47 timpani (+690), 78 whistle (-880 at every key), 84 charang (+1900 low, +1200 high),
-# 86 fifths saw (two pitches), 104 sitar (-2805 to +2415), and the unpitched 55 orchestra hit.
-_GM_GROUPS = (
-    ("keyboard", "acoustic", (0, 1, 3, 6)),
-    ("keyboard", "electronic", (2, 4, 7)),
-    ("keyboard", "synthetic", (5,)),  # E.Piano 2 is the FM (DX7) piano
-    ("mallet", "acoustic", (8, 9, 10, 11, 12, 13, 15)),
-    ("organ", "electronic", (17, 18)),
-    ("organ", "acoustic", (20, 21, 23)),
-    ("guitar", "acoustic", (24, 25, 105)),  # 105 banjo
-    ("guitar", "electronic", (26, 27, 28)),
-    ("bass", "acoustic", (32,)),
-    ("bass", "electronic", (33, 34, 35, 36)),
-    ("bass", "synthetic", (38,)),
-    ("string", "acoustic", (40, 41, 42, 43, 44, 45, 46, 48, 49, 110)),  # 110 fiddle
-    ("string", "synthetic", (50, 51)),
-    ("vocal", "acoustic", (52, 53)),
-    ("vocal", "synthetic", (54, 91)),  # 91 is the choir pad
-    ("brass", "acoustic", (56, 57, 58, 59, 60, 61)),
-    ("brass", "synthetic", (62, 63)),
-    ("reed", "acoustic", (64, 65, 66, 67, 68, 69, 70, 71, 109, 111)),  # 109 bagpipe, 111 shanai
-    ("flute", "acoustic", (72, 73, 74, 75, 76, 77, 79)),
-    ("synth_lead", "synthetic", (80, 81, 82, 83, 85, 87)),
-)
-# Organs 17 and 18 sound an octave below every key (-1189 to -1210 cents: a 16-foot stop), so they
-# are played an octave higher to sound at the labelled pitch.
-_TRANSPOSE = {17: 12, 18: 12}
-# Key ranges narrower than the family's, for programs whose lowest keys measured 19 (3 honky-tonk,
-# 21 accordion) or 12 (6 harpsichord) semitones high, or whose keys above 72 measured 41 to 65
-# cents flat (21 accordion, 23 bandoneon); and single keys that measured an octave off, or silent
-# (65 alto sax at key 64).
-_KEY_RANGES = {3: (39, 84), 6: (41, 84), 21: (40, 72), 23: (36, 72)}
-_BAD_KEYS = {(20, 37), (32, 29), (32, 30), (43, 44), (65, 64), (68, 64), (68, 74), (68, 75)}  # (program, key)
-
-
-@dataclass(frozen=True, order=True)
-class Instrument:
-    """One NSynth-mini instrument: a GM program labelled with an NSynth family and source."""
-
-    program: int  # 0-based GM program
-    family: str  # one of FAMILIES
-    source: str  # one of SOURCES
-
-    @property
-    def instrument_str(self) -> str:
-        """``<family>_<source>_<program:03d>``, e.g. ``guitar_acoustic_024``."""
-        return f"{self.family}_{self.source}_{self.program:03d}"
-
-
-INSTRUMENTS = tuple(sorted(Instrument(p, family, source) for family, source, programs in _GM_GROUPS for p in programs))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -440,54 +373,3 @@ def _write_pcm16_wav(path: Path, x: np.ndarray, sr: int) -> None:
     with open(path, "wb") as f:
         f.write(header)
         f.write(pcm.data)
-
-
-# ----------------------------------------------------------------------------- checking
-def check_pitch(x: torch.Tensor | np.ndarray, sr: int, pitch: int, threshold: float = 0.5) -> float:
-    """How far the fundamental of a note lies from MIDI ``pitch``, in cents (CREPE, torchcrepe's tiny model).
-
-    CREPE rates 360 pitch bins 20 cents apart every 20 ms; a frame is voiced when its best bin's
-    confidence exceeds ``threshold``, and its pitch is the confidence-weighted mean of the bins
-    around the best one. The median over voiced frames is compared with the key's frequency.
-    About 0.3 s per 4 s note on one CPU core.
-
-    Args:
-        x: a note, Tensor or array ``[samples]`` or ``[1, samples]``.
-        sr: its sample rate in Hz.
-        pitch: the MIDI key it should sound (69 is A4, 440 Hz).
-
-    Returns:
-        Cents, positive when sharp: about +1200 an octave too high, within +-50 for a good note.
-
-    Raises:
-        ValueError: when no frame is voiced (silence, noise, a fundamental below 32 Hz, or a note
-            too short or too inharmonic for CREPE).
-
-    Example:
-        >>> check_pitch(coursekit.synth.sine(440.0, 1.0, 16000), 16000, 69)   # about 0
-
-    Lesson: lessons/00_tour.ipynb
-    """
-    cents, confidence = _crepe_cents(audio.resample(audio.to_mono(torch.as_tensor(x, dtype=torch.float32)), sr, SR))
-    voiced = confidence > threshold
-    if not voiced.any():
-        raise ValueError(f"no frame of x is voiced (confidence > {threshold}): it is silent, noisy or below 32 Hz.")
-    return float(cents[voiced].median()) - 1200 * math.log2(440.0 * 2 ** ((pitch - 69) / 12) / 10.0)
-
-
-def _crepe_cents(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """CREPE's pitch (cents above 10 Hz) and confidence for each 20 ms frame of ``x`` [1, samples] at 16 kHz.
-
-    Decoded here rather than by ``torchcrepe.predict``: its Viterbi decoder sticks at the lowest bin
-    on some whole notes, and its dithering draws from NumPy's global generator.
-    """
-    import torchcrepe  # imported here: it takes a second to load, and most users of this module never need it
-
-    with torch.no_grad():  # not inference_mode: the model torchcrepe caches must stay usable elsewhere
-        frames = torch.cat(list(torchcrepe.preprocess(x.detach().cpu(), SR, hop_length=SR // 50)))
-        probabilities = torchcrepe.infer(frames, model="tiny")  # [frames, 360]
-    confidence, best = probabilities.max(dim=1)
-    bins = torch.arange(probabilities.shape[1])
-    weights = probabilities * ((bins - best[:, None]).abs() <= 4)  # the best bin and 4 either side
-    bin_cents = torchcrepe.CENTS_PER_BIN * bins + 1997.3794084376191  # torchcrepe's bin centres
-    return (weights * bin_cents).sum(dim=1) / weights.sum(dim=1), confidence

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from coursekit.config import config_from_dict
 from coursekit.losses import gaussian_nll, kl_divergence
 
 KINDS = ("linear", "conv")
@@ -75,6 +76,11 @@ class WaveformVAEConfig:
     def to_dict(self) -> dict:
         """A JSON-ready dict, for checkpoints."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> WaveformVAEConfig:
+        """The config :meth:`to_dict` wrote; raises ValueError naming unknown keys."""
+        return config_from_dict(cls, values)
 
 
 class WaveformVAE(nn.Module):
@@ -203,3 +209,15 @@ def _check_windows(x: torch.Tensor, n_samples: int) -> None:
         )
     if not torch.isfinite(x).all():
         raise ValueError("x holds NaN or inf samples: check the audio you load (coursekit.audio.check_signal).")
+
+
+def build_waveform_vae(config: WaveformVAEConfig | dict | None = None) -> WaveformVAE:
+    """A :class:`WaveformVAE` from a config or the dict a checkpoint stores (default: ``WaveformVAEConfig()``).
+
+    Lesson: lessons/03_raw_audio_pitfalls.ipynb
+    """
+    if config is None:
+        config = WaveformVAEConfig()
+    elif isinstance(config, dict):
+        config = WaveformVAEConfig.from_dict(config)
+    return WaveformVAE(config)
