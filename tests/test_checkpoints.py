@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from coursekit import checkpoints
+from coursekit import checkpoints, config
 from coursekit.checkpoints import (
     list_pretrained,
     load_checkpoint,
@@ -177,6 +177,57 @@ def test_wrong_keys_are_named(saved):
         load_checkpoint(saved, lambda config: nn.Sequential(nn.Linear(**config)))
 
 
+# ----------------------------------------------------------------------------- devices
+def missing_devices() -> list[str]:
+    """Device strings this machine lacks: ``"cuda"`` without CUDA, else one index past the last GPU; ``"mps"``
+    where there is no MPS. Never empty, so the tests below run (and assert) on every machine."""
+    cuda = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+    return [cuda] + ([] if torch.backends.mps.is_available() else ["mps"])
+
+
+@pytest.mark.parametrize("device", missing_devices())
+def test_missing_device_is_reported_as_a_device_problem_not_corruption(saved, model, device):
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(saved, build, map_location=device)
+    message = str(caught.value)
+    assert "corrupt" not in message and "delete" not in message
+    assert f"cannot load {saved} onto map_location={device!r}: this machine has " in message
+    assert "The file itself was not read" in message
+    assert "map_location='cpu'" in message and "map_location=coursekit.config.get_device()" in message
+    loaded, _ = load_checkpoint(saved, build)  # and the file is fine
+    assert_same_weights(loaded, model)
+
+
+def test_cuda_on_a_machine_without_cuda_says_so(saved, monkeypatch):
+    # the situation of a student's laptop, simulated so that it is checked on GPU machines too
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ValueError, match=r"map_location='cuda': this machine has no CUDA device "
+                                         r"\(torch\.cuda\.is_available\(\) is False\)"):
+        load_checkpoint(saved, build, map_location="cuda")
+
+
+def test_unknown_device_name_is_not_reported_as_corruption(saved):
+    with pytest.raises(ValueError, match=r"map_location='gpu' is not a device name: use 'cpu', 'cuda'") as caught:
+        load_checkpoint(saved, build, map_location="gpu")
+    assert "corrupt" not in str(caught.value)
+
+
+def test_torch_device_errors_while_reading_are_not_reported_as_corruption(saved, monkeypatch):
+    # map_location=None keeps tensors where they were saved; a file with CUDA tensors (not one that
+    # save_checkpoint wrote: it stores them on the CPU) then fails inside torch.load with this message.
+    def load(*args, **kwargs):
+        raise RuntimeError("Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is "
+                           "False. If you are running on a CPU-only machine, please use torch.load with "
+                           "map_location=torch.device('cpu') to map your storages to the CPU.")
+
+    monkeypatch.setattr(torch, "load", load)
+    expected = r"cannot load .*tiny\.pt onto map_location=None: .*map_location='cpu'"
+    with pytest.raises(ValueError, match=expected) as caught:
+        load_checkpoint(saved, build, map_location=None)
+    assert "corrupt" not in str(caught.value)
+
+
 # ----------------------------------------------------------------------------- registry
 def test_sha256_of_matches_the_known_digest(tmp_path):
     path = tmp_path / "abc.bin"
@@ -225,6 +276,42 @@ def test_load_pretrained_refuses_a_modified_file(ckpt_dir, model):
         load_pretrained("tiny", build)
 
 
+def test_load_checkpoint_refuses_a_registered_file_whose_hash_differs(ckpt_dir, model, monkeypatch):
+    monkeypatch.setattr(config, "repo_root", lambda: ckpt_dir.parent)  # as if ckpt_dir were the repo's checkpoints/
+    path = save_checkpoint(ckpt_dir / "tiny.pt", model, CONFIG)
+    expected = register_checkpoint("tiny", path, RECIPE, "x")["sha256"]
+    save_checkpoint(path, nn.Linear(**CONFIG), CONFIG)  # a valid checkpoint, but not the registered one
+    found = sha256_of(path)
+    (ckpt_dir / "sub").mkdir()
+    for spelling in (path, str(path), ckpt_dir / "sub" / ".." / "tiny.pt"):  # any path that resolves to it
+        with pytest.raises(ValueError) as caught:
+            load_checkpoint(spelling, build)
+        message = str(caught.value)
+        assert message.startswith(f"{spelling} does not match the SHA-256 of the shipped checkpoint 'tiny' ")
+        assert f"(expected {expected[:12]}..., found {found[:12]}...)" in message
+        restore = "restore the shipped file with `git checkout checkpoints/tiny.pt`"
+        assert f"rebuild it with `{RECIPE}` (or {restore})" in message
+
+
+def test_load_checkpoint_loads_a_registered_file_that_matches(ckpt_dir, model):
+    path = save_checkpoint(ckpt_dir / "tiny.pt", model, CONFIG)
+    register_checkpoint("tiny", path, RECIPE, "x")
+    loaded, _ = load_checkpoint(path, build)
+    assert_same_weights(loaded, model)
+
+
+def test_unregistered_files_load_without_a_registry_check(ckpt_dir, tmp_path, model):
+    path = save_checkpoint(ckpt_dir / "tiny.pt", model, CONFIG)
+    register_checkpoint("tiny", path, RECIPE, "x")
+    mine = save_checkpoint(tmp_path / "runs" / "tiny.pt", nn.Linear(**CONFIG), CONFIG)  # a student's own run
+    own = save_checkpoint(ckpt_dir / "own.pt", nn.Linear(**CONFIG), CONFIG)  # in the folder, not registered
+    for unregistered in (mine, own):
+        loaded, _ = load_checkpoint(unregistered, build)
+        assert torch.equal(loaded.weight, torch.load(unregistered, weights_only=True)["state_dict"]["weight"])
+    (ckpt_dir / "registry.json").write_text("{not json")  # outside the checkpoint folder nobody reads it
+    load_checkpoint(mine, build)
+
+
 def test_load_pretrained_unknown_name_lists_known_names(ckpt_dir, model):
     for name in ("vae_b", "vae_a"):
         register_checkpoint(name, save_checkpoint(ckpt_dir / f"{name}.pt", model, CONFIG), RECIPE, name)
@@ -253,13 +340,51 @@ def test_invalid_registry_json_is_reported(ckpt_dir):
         list_pretrained()
 
 
-def test_shipped_registry_is_valid_and_every_entry_matches_its_file():
-    registry = list_pretrained()
+NOT_CHECKPOINTS = {"registry.json", "README.md", ".gitkeep"}
+"""Files in the checkpoint folder that are not checkpoints."""
+
+
+def registry_problems() -> list[str]:
+    """What is wrong between the checkpoint folder and its registry, one line per file or entry."""
+    folder, registry = checkpoints.registry_path().parent, list_pretrained()
+    registered = {entry["file"]: name for name, entry in registry.items()}
+    problems = [
+        f"{path.name} is in {folder} but not in registry.json: register it with its recipe, or move it out"
+        for path in sorted(folder.iterdir())
+        if path.name not in NOT_CHECKPOINTS and path.name not in registered
+    ]
+    for name, entry in sorted(registry.items()):
+        path = folder / entry["file"]
+        if not path.is_file():
+            problems.append(f"{name}: {entry['file']} is missing; rebuild it with `{entry['recipe']}`")
+        elif sha256_of(path) != entry["sha256"]:
+            problems.append(f"{name}: {entry['file']} has SHA-256 {sha256_of(path)[:12]}..., "
+                            f"registry.json says {entry['sha256'][:12]}...")
+        elif path.stat().st_size != entry["size_bytes"]:
+            problems.append(f"{name}: {entry['file']} has {path.stat().st_size} bytes, registry.json says "
+                            f"{entry['size_bytes']}")
+    return problems
+
+
+def test_registry_problems_names_unregistered_missing_and_modified_files(ckpt_dir, model):
+    for name in ("kept", "gone", "changed"):
+        register_checkpoint(name, save_checkpoint(ckpt_dir / f"{name}.pt", model, CONFIG), RECIPE, name)
+    (ckpt_dir / "README.md").write_text("notes")
+    assert registry_problems() == []
+    save_checkpoint(ckpt_dir / "stray.pt", model, CONFIG)
+    os.remove(ckpt_dir / "gone.pt")
+    save_checkpoint(ckpt_dir / "changed.pt", nn.Linear(**CONFIG), CONFIG)
+    problems = registry_problems()
+    assert [line.split(" ")[0] for line in problems] == ["stray.pt", "changed:", "gone:"]
+    assert problems[0] == (f"stray.pt is in {ckpt_dir} but not in registry.json: "
+                           "register it with its recipe, or move it out")
+    assert problems[2] == f"gone: gone.pt is missing; rebuild it with `{RECIPE}`"
+
+
+def test_every_shipped_checkpoint_is_registered_and_every_entry_matches_its_file():
+    assert checkpoints.registry_path() == config.repo_root() / "checkpoints" / "registry.json"  # the shipped one
     assert checkpoints.registry_path().is_file()
-    assert isinstance(registry, dict)
-    for name, entry in registry.items():
-        path = checkpoints.registry_path().parent / entry["file"]
-        assert sha256_of(path) == entry["sha256"], name
-        assert path.stat().st_size == entry["size_bytes"], name
-        assert entry["recipe"].startswith("python -m coursekit.train "), name
+    assert registry_problems() == []
+    for name, entry in list_pretrained().items():
+        assert entry["recipe"].startswith("python -m coursekit") and name in entry["recipe"].split(), name
         assert entry["description"], name
