@@ -29,6 +29,7 @@ LAYERS = {  # module (or package) prefix -> (layer number, layer name)
     "coursekit.metrics": (3, "objectives"),
     "coursekit.models": (4, "models"),
     "coursekit.train": (5, "training"),
+    "coursekit.nonfinite": (5, "training"),
     "coursekit.checkpoints": (5, "training"),
     "coursekit.recipes": (5, "training"),
     "coursekit.plot": (6, "show"),

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from coursekit import train
 from coursekit.checkpoints import load_checkpoint
+from coursekit.nonfinite import NonFiniteLossError
 from coursekit.train import History, evaluate, fit, to_device
 
 TRUE_W = torch.tensor([1.5, -2.0, 0.5])
@@ -334,7 +334,7 @@ def test_nan_training_loss_stops_at_that_step_naming_epoch_step_and_causes():
         fit(model, loader(regression(20, 0), batch_size=8), nan_from(8), optimizer, epochs=10,
             progress=False, live_plot=False)
     err = caught.value
-    assert isinstance(err, train.NonFiniteLossError)
+    assert isinstance(err, NonFiniteLossError)
     assert (err.phase, err.epoch, err.step, err.optimizer_step) == ("training", 3, 2, 8) and math.isnan(err.value)
     message = str(err)
     assert message.startswith("the training loss is nan at epoch 3, step 2 (optimizer step 8): training stopped ")
