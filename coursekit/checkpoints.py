@@ -8,7 +8,7 @@ A checkpoint is one ``.pt`` file holding a dict::
 It is loaded with ``torch.load(weights_only=True)``, so opening a checkpoint never runs code from
 the file. Checkpoints shipped with the course live in ``checkpoints/`` (see
 :func:`coursekit.config.checkpoint_dir`) and are listed in ``checkpoints/registry.json`` with their
-SHA-256 and the recipe (``python -m coursekit.train <recipe>``) that rebuilds them.
+SHA-256 and the recipe (``python -m coursekit train <recipe> --ship``) that rebuilds them.
 
 Lesson: lessons/02_vae_mnist.ipynb
 """
@@ -37,7 +37,7 @@ FORMAT = 1
 KEYS = ("format", "state_dict", "config", "metrics", "created", "torch")
 """The keys every coursekit checkpoint holds."""
 
-LIST_RECIPES = "python -m coursekit.train --list"
+LIST_RECIPES = "python -m coursekit train --list"
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, config: Any, metrics: dict | None = None) -> Path:
@@ -350,7 +350,7 @@ def register_checkpoint(name: str, path: str | Path, recipe: str, description: s
     Args:
         name: what lessons pass to :func:`load_pretrained`, e.g. ``"vae_mnist_conv"``.
         path: the checkpoint, which must sit directly in the checkpoint folder.
-        recipe: the command that rebuilds it, e.g. ``"python -m coursekit.train vae_mnist_conv"``.
+        recipe: the command that rebuilds it, e.g. ``"python -m coursekit train vae_mnist_conv --ship"``.
         description: one line saying what the weights are.
 
     Returns:

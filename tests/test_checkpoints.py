@@ -23,7 +23,7 @@ from coursekit.checkpoints import (
 )
 
 CONFIG = {"in_features": 3, "out_features": 2}
-RECIPE = "python -m coursekit.train tiny_linear"
+RECIPE = "python -m coursekit train tiny_linear --ship"
 
 
 def build(config: dict) -> nn.Module:
@@ -126,7 +126,7 @@ def test_interrupted_save_leaves_the_previous_file_intact(saved, model, monkeypa
 
 def test_missing_file_names_path_and_how_to_make_it(tmp_path):
     path = tmp_path / "nothing.pt"
-    with pytest.raises(FileNotFoundError, match=rf"no checkpoint at {path}: .*`python -m coursekit.train --list`"):
+    with pytest.raises(FileNotFoundError, match=rf"no checkpoint at {path}: .*`python -m coursekit train --list`"):
         load_checkpoint(path, build)
 
 
