@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,23 @@ from IPython.display import Audio
 from coursekit.files import atomic_write
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+MAX_CHANNELS = 8  # more channels than this, over at most this many samples, is a [samples, channels] tensor
 
 
 # ----------------------------------------------------------------------------- checks
 def check_signal(x: torch.Tensor, name: str = "x", min_rank: int = 1, max_rank: int = 3) -> None:
     """Raise a clear error unless ``x`` is a finite floating tensor of an allowed rank.
+
+    Args:
+        x: Tensor ``[samples]``, ``[channels, samples]`` or ``[batch, channels, samples]``.
+        name: what to call ``x`` in the messages.
+        min_rank, max_rank: the ranks allowed (1 to 3).
+
+    Raises:
+        TypeError: ``x`` is not a float tensor.
+        ValueError: a rank outside ``[min_rank, max_rank]``, no samples, NaN or inf samples, or a
+            ``[samples, channels]`` layout: more than ``MAX_CHANNELS`` (8) "channels" of at most 8
+            samples each, such as ``[32000, 2]`` (the message suggests ``x.T``).
 
     Lesson: lessons/01_audio_representations.ipynb
     """
@@ -46,6 +59,17 @@ def check_signal(x: torch.Tensor, name: str = "x", min_rank: int = 1, max_rank: 
         raise ValueError(f"{name} has shape {list(x.shape)} (rank {x.dim()}); expected {allowed}.")
     if x.shape[-1] == 0:
         raise ValueError(f"{name} is empty (0 samples).")
+    if x.dim() >= 2 and x.shape[-1] <= MAX_CHANNELS < x.shape[-2]:
+        layout, swapped, fix = (
+            ("[channels, samples]", "[samples, channels]", f"{name}.T")
+            if x.dim() == 2
+            else ("[batch, channels, samples]", "[batch, samples, channels]", f"{name}.transpose(1, 2)")
+        )
+        raise ValueError(
+            f"{name} has shape {list(x.shape)}: coursekit expects {layout}, not {x.shape[-2]} channels of "
+            f"{x.shape[-1]} samples. This looks like {swapped} (as soundfile and numpy lay audio out). "
+            f"Did you mean {fix}?"
+        )
     if not torch.isfinite(x).all():
         n_bad = int((~torch.isfinite(x)).sum())
         raise ValueError(
@@ -61,6 +85,45 @@ def check_sr(sr: int | float, name: str = "sr") -> int:
     if not sr > 0 or int(sr) != sr:
         raise ValueError(f"{name}={sr} is not a valid sample rate: use a positive whole number of Hz, e.g. 16000.")
     return int(sr)
+
+
+def _check_int(value: int, name: str, meaning: str, fix: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise naming ``name`` and ``fix`` unless it is an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an int >= {minimum} ({meaning}): {fix}.")
+    return int(value)
+
+
+def _check_frames(n_fft: int, hop_length: int | None) -> tuple[int, int]:
+    """Return ``(n_fft, hop_length)`` as ints, with the default hop ``n_fft // 4``; raise on invalid sizes."""
+    n_fft = _check_int(n_fft, "n_fft", "window length in samples", "pass e.g. n_fft=1024 or 512")
+    if hop_length is None:
+        if n_fft < 4:
+            raise ValueError(
+                f"n_fft={n_fft} is too small for the default hop_length (n_fft // 4 = 0): "
+                "use n_fft >= 4, or pass hop_length explicitly."
+            )
+        return n_fft, n_fft // 4
+    fix = f"pass e.g. {max(n_fft // 4, 1)} (n_fft // 4, the default), or None for that default"
+    return n_fft, _check_int(hop_length, "hop_length", "samples between frames", fix)
+
+
+def _check_length(length: int | None) -> int | None:
+    if length is None:
+        return None
+    return _check_int(length, "length", "output samples", "pass the original signal's length, x.shape[-1], or None")
+
+
+def _check_bins(spec: torch.Tensor, n_fft: int, name: str) -> None:
+    """Raise unless ``spec`` is ``[..., n_fft // 2 + 1, frames]``, naming the n_fft it came from."""
+    if spec.dim() < 2:
+        raise ValueError(f"{name} has shape {list(spec.shape)}: expected [..., n_fft // 2 + 1 frequencies, frames].")
+    bins = spec.shape[-2]
+    if bins != n_fft // 2 + 1:
+        raise ValueError(
+            f"{name} has {bins} frequency bins, which is n_fft={2 * (bins - 1)}, but n_fft={n_fft} was given "
+            f"({n_fft // 2 + 1} bins): pass n_fft={2 * (bins - 1)}, the n_fft of the stft that made {name}."
+        )
 
 
 def _check_window(x: torch.Tensor, n_fft: int, name: str = "x") -> None:
@@ -83,6 +146,12 @@ def load(path: str | Path, sr: int | None = None, mono: bool = True) -> tuple[to
     Returns:
         ``(x, sr)`` with ``x`` a Tensor ``[channels, samples]`` (``channels == 1`` when ``mono``).
 
+    Raises:
+        FileNotFoundError: no file at ``path``. IsADirectoryError: ``path`` is a folder.
+        ValueError: the file is empty, unreadable, holds NaN or inf samples, or is truncated: its
+            header declares more frames than it holds (a WAV or AIFF cut short by an interrupted copy,
+            download or export; see :func:`declared_frames`). Each message names the file and the fix.
+
     Example:
         >>> x, sr = load("note.wav", sr=16000)   # x.shape == (1, n_samples)
 
@@ -96,6 +165,9 @@ def load(path: str | Path, sr: int | None = None, mono: bool = True) -> tuple[to
     if path.stat().st_size == 0:
         raise ValueError(f"audio file {path} is empty (0 bytes): re-export or re-copy it.")
     data, file_sr = _read(path)
+    reason = describe_truncation(path, data.shape[0])
+    if reason is not None:
+        raise ValueError(f"audio file {path} is truncated: {reason}")
     if data.size == 0:
         raise ValueError(f"audio file {path} holds no samples: re-export it.")
     x = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float32))
@@ -127,6 +199,85 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     return np.atleast_2d(data).T, int(file_sr)
 
 
+# WAVE format tags and AIFC compression types whose header counts frames (one per block): PCM, float, A-/mu-law
+_FRAME_WAVE_FORMATS = (0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE)
+_FRAME_AIFC_TYPES = (b"NONE", b"sowt", b"twos", b"raw ", b"in24", b"in32", b"fl32", b"FL32", b"fl64", b"FL64")
+_FRAME_AIFC_TYPES += (b"ulaw", b"ULAW", b"alaw", b"ALAW")
+
+
+def declared_frames(path: str | Path) -> int | None:
+    """The number of frames a WAV or AIFF file's header declares, read without decoding any samples.
+
+    A file cut short (an interrupted copy, download or export) keeps its header, so it declares
+    more frames than it holds, and soundfile reads only those present without a word. ``None``
+    where the header does not say: other formats (a cut FLAC or Ogg file fails to decode instead),
+    compressed WAV or AIFC (whose headers count bytes or packets), and WAVs written to a stream,
+    whose header leaves the size unset (0 or 0xFFFFFFFF).
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+                return _wav_declared_frames(file)
+            if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                return _aiff_declared_frames(file, compressed_form=head[8:12] == b"AIFC")
+    except OSError:
+        return None
+    return None
+
+
+def _wav_declared_frames(file) -> int | None:
+    """Frames declared by the ``data`` chunk (bytes / block align), from just after the RIFF header."""
+    format_tag = block_align = None
+    while len(header := file.read(8)) == 8:
+        chunk, size = header[:4], int.from_bytes(header[4:], "little")
+        if chunk == b"data":
+            if format_tag not in _FRAME_WAVE_FORMATS or not block_align or size in (0, 0xFFFFFFFF):
+                return None
+            return size // block_align
+        if chunk == b"fmt ":
+            fmt = file.read(size + size % 2)
+            if len(fmt) >= 14:
+                format_tag, block_align = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[12:14], "little")
+        else:
+            file.seek(size + size % 2, os.SEEK_CUR)
+    return None
+
+
+def _aiff_declared_frames(file, compressed_form: bool) -> int | None:
+    """``numSampleFrames`` of the ``COMM`` chunk, from just after the FORM header."""
+    while len(header := file.read(8)) == 8:
+        chunk, size = header[:4], int.from_bytes(header[4:], "big")
+        if chunk == b"COMM":
+            comm = file.read(size)
+            if len(comm) < 6 or (compressed_form and comm[18:22] not in _FRAME_AIFC_TYPES):
+                return None
+            return int.from_bytes(comm[2:6], "big")
+        file.seek(size + size % 2, os.SEEK_CUR)
+    return None
+
+
+def describe_truncation(path: str | Path, n_frames: int) -> str | None:
+    """Why ``path`` is truncated when it holds ``n_frames`` frames, or ``None`` when it is not.
+
+    A file is truncated when its header declares more frames than ``n_frames`` (see
+    :func:`declared_frames`). The reason says both counts and the fix; :func:`load` raises it and
+    :class:`coursekit.data.folder.AudioFolder` skips such files with it as a warning.
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    declared = declared_frames(path)
+    if declared is None or n_frames >= declared:
+        return None
+    percent = min(round(100 * n_frames / declared), 99)
+    return (
+        f"its header declares {declared} frames but the file holds only {n_frames} ({percent}%). "
+        "It was cut short (an interrupted copy, download or export): re-copy it from the original, or re-export it."
+    )
+
+
 def save(path: str | Path, x: torch.Tensor, sr: int, subtype: str = "PCM_16") -> Path:
     """Write ``x`` to an audio file atomically (a temporary file renamed when complete).
 
@@ -137,7 +288,8 @@ def save(path: str | Path, x: torch.Tensor, sr: int, subtype: str = "PCM_16") ->
         subtype: soundfile subtype, ``PCM_16`` (default) or ``FLOAT``.
 
     Raises:
-        ValueError: if the peak exceeds 1 with an integer subtype (it would clip).
+        ValueError: if the peak exceeds 1 with an integer subtype (it would clip), or ``x`` is not a
+            valid signal (see :func:`check_signal`; a ``[samples, channels]`` array is caught there).
 
     Lesson: lessons/01_audio_representations.ipynb
     """
@@ -161,6 +313,13 @@ def play(x: torch.Tensor, sr: int) -> Audio:
 
     Louder signals are scaled down to fit (the player would otherwise refuse them).
     Browsers play sample rates from 3,000 Hz up; lower rates raise an error.
+
+    Args:
+        x: Tensor ``[samples]`` or ``[channels, samples]``.
+        sr: sample rate in Hz.
+
+    Raises:
+        ValueError: ``sr`` below 3,000 Hz, or ``x`` is not a valid signal (see :func:`check_signal`).
 
     Lesson: lessons/01_audio_representations.ipynb
     """
@@ -206,11 +365,24 @@ def to_mono(x: torch.Tensor) -> torch.Tensor:
 
 
 def peak_normalize(x: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
-    """Scale so that ``max |x| == peak``. Silence is returned unchanged.
+    """Scale so that ``max |x| == peak`` along the last axis (per channel). Silence is returned unchanged.
+
+    Args:
+        x: Tensor ``[..., samples]``.
+        peak: the target peak, a positive amplitude (1.0 is full scale).
+
+    Raises:
+        ValueError: ``peak`` is not positive and finite (a negative one would flip the polarity).
 
     Lesson: lessons/01_audio_representations.ipynb
     """
     check_signal(x)
+    peaks = torch.as_tensor(peak)
+    if not bool((peaks > 0).all() and torch.isfinite(peaks).all()):
+        raise ValueError(
+            f"peak={peak}: the target peak must be a positive finite number, e.g. 1.0 or 0.9 "
+            "(to flip the polarity, negate the result: -peak_normalize(x))."
+        )
     current = x.abs().amax(dim=-1, keepdim=True)
     return torch.where(current > 0, x * (peak / current.clamp_min(1e-12)), x)
 
@@ -259,15 +431,34 @@ def random_crop(x: torch.Tensor, n_samples: int, generator: torch.Generator | No
 
 
 # ----------------------------------------------------------------------------- companding and dB
+MU_LAW_TOLERANCE = 1e-6  # how far past +-1 mu_law_encode accepts (and clamps) as float rounding
+
+
 def mu_law_encode(x: torch.Tensor, mu: int = 255, quantize: bool = True) -> torch.Tensor:
     """Mu-law companding of a waveform in [-1, 1].
 
     ``y = sign(x) * ln(1 + mu |x|) / ln(1 + mu)``. With ``quantize`` the result is an int64
     class index in ``[0, mu]`` (as WaveNet uses, 256 classes for mu = 255), else floats in [-1, 1].
 
+    Args:
+        x: Tensor ``[..., samples]`` in [-1, 1].
+        mu: a positive int; ``mu + 1`` classes.
+        quantize: return class indices (int64) rather than floats.
+
+    Raises:
+        ValueError: ``x`` peaks above 1 (beyond float rounding, ``MU_LAW_TOLERANCE``): the values
+            would be clipped, so normalise first with :func:`peak_normalize`; or ``mu`` is not an int >= 1.
+
     Lesson: lessons/01_audio_representations.ipynb
     """
     check_signal(x)
+    mu = _check_int(mu, "mu", "the largest class; mu + 1 classes", "pass e.g. mu=255 (256 classes, as WaveNet)")
+    peak = float(x.abs().max())
+    if peak > 1.0 + MU_LAW_TOLERANCE:
+        raise ValueError(
+            f"x peaks at {peak:.3f} > 1.0: mu_law_encode expects [-1, 1] and would clip it. "
+            "Call coursekit.audio.peak_normalize(x) first."
+        )
     y = torch.sign(x) * torch.log1p(mu * x.abs().clamp(max=1.0)) / math.log1p(mu)
     if not quantize:
         return y
@@ -275,8 +466,26 @@ def mu_law_encode(x: torch.Tensor, mu: int = 255, quantize: bool = True) -> torc
 
 
 def mu_law_decode(y: torch.Tensor, mu: int = 255) -> torch.Tensor:
-    """Inverse of :func:`mu_law_encode`: int classes ``[0, mu]`` or floats in [-1, 1] to a waveform."""
+    """Inverse of :func:`mu_law_encode`: int classes ``[0, mu]`` or floats in [-1, 1] to a waveform.
+
+    Args:
+        y: Tensor of int class indices in ``[0, mu]``, or of floats in [-1, 1] (any shape).
+        mu: the ``mu`` that encoded ``y``, a positive int.
+
+    Returns:
+        A float waveform of ``y``'s shape, in [-1, 1].
+
+    Raises:
+        ValueError: ``mu`` is not an int >= 1, or int classes fall outside ``[0, mu]`` (a different ``mu``
+            encoded them).
+    """
+    mu = _check_int(mu, "mu", "the largest class; mu + 1 classes", "pass the mu used to encode, e.g. mu=255")
     if not y.is_floating_point():
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) > mu):
+            raise ValueError(
+                f"y holds classes from {int(y.min())} to {int(y.max())}, outside [0, mu] = [0, {mu}]: "
+                f"decode with the mu used to encode (mu_law_encode(x, mu) gives classes 0 to mu)."
+            )
         y = y.float() / mu * 2 - 1
     return torch.sign(y) * ((1 + mu) ** y.abs() - 1) / mu
 
@@ -308,10 +517,29 @@ def amplitude_to_db(mag: torch.Tensor, floor_db: float | None = -70.0, ref: floa
 
     Matches ``librosa.amplitude_to_db(mag, ref=np.max, top_db=-floor_db)``.
 
+    Returns:
+        Tensor of ``mag``'s shape, in dB.
+
+    Raises:
+        ValueError: negative magnitudes; a ``ref`` that is not positive; or ``floor_db >= 0`` with
+            ``ref=None``, which would flatten the output to ``floor_db`` (the floor is negative: -70,
+            where librosa's ``top_db`` is 70).
+
     Lesson: lessons/01_audio_representations.ipynb
     """
     if (mag < 0).any():
         raise ValueError("mag has negative values: amplitude_to_db expects magnitudes (use .abs()).")
+    if ref is not None and not (math.isfinite(ref) and ref > 0):
+        raise ValueError(
+            f"ref={ref}: the 0 dB reference must be a positive magnitude, e.g. 1.0, or None for the loudest bin of mag."
+        )
+    if ref is None and floor_db is not None and floor_db >= 0:
+        suggestion = -floor_db if floor_db > 0 else -70.0
+        raise ValueError(
+            f"floor_db={floor_db}: with ref=None the loudest bin reads 0 dB, so a floor at or above 0 dB "
+            f"turns every bin into {floor_db}. The floor is below the loudest bin: did you mean "
+            f"floor_db={suggestion} (librosa's top_db={-suggestion})?"
+        )
     ref_value = float(mag.max()) if ref is None else ref
     db = 20 * torch.log10(mag.clamp_min(1e-10)) - 20 * math.log10(max(ref_value, 1e-10))
     return db if floor_db is None else db.clamp_min(floor_db)
@@ -328,17 +556,20 @@ def stft(x: torch.Tensor, n_fft: int = 1024, hop_length: int | None = None) -> t
 
     Args:
         x: Tensor ``[..., samples]``.
-        n_fft: window and FFT length in samples.
-        hop_length: step between frames in samples; default ``n_fft // 4``.
+        n_fft: window and FFT length in samples, an int >= 1 (>= 4 with the default hop).
+        hop_length: step between frames in samples, an int >= 1; default (``None``) ``n_fft // 4``.
 
     Returns:
         Complex Tensor ``[..., n_fft // 2 + 1, frames]`` with ``frames = 1 + samples // hop_length``.
 
+    Raises:
+        ValueError: ``n_fft`` or ``hop_length`` is not a positive int, or ``n_fft`` exceeds the signal.
+
     Lesson: lessons/01_audio_representations.ipynb
     """
     check_signal(x)
+    n_fft, hop_length = _check_frames(n_fft, hop_length)
     _check_window(x, n_fft)
-    hop_length = hop_length or n_fft // 4
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
     flat = x.reshape(-1, x.shape[-1])
     spec = torch.stft(flat, n_fft, hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
@@ -348,8 +579,20 @@ def stft(x: torch.Tensor, n_fft: int = 1024, hop_length: int | None = None) -> t
 def istft(
     spec: torch.Tensor, n_fft: int = 1024, hop_length: int | None = None, length: int | None = None
 ) -> torch.Tensor:
-    """Inverse of :func:`stft`: complex ``[..., freqs, frames]`` to a signal ``[..., samples]``."""
-    hop_length = hop_length or n_fft // 4
+    """Inverse of :func:`stft`: complex ``[..., n_fft // 2 + 1, frames]`` to a signal ``[..., samples]``.
+
+    Args:
+        spec: complex Tensor ``[..., n_fft // 2 + 1, frames]`` from :func:`stft`.
+        n_fft, hop_length: those ``spec`` was made with (samples; default hop ``n_fft // 4``).
+        length: output samples (the original signal's length); ``None`` for what the frames cover.
+
+    Raises:
+        ValueError: ``n_fft``, ``hop_length`` or ``length`` is not a positive int, or ``spec`` has
+            a number of frequency bins that another ``n_fft`` made (the message names it).
+    """
+    n_fft, hop_length = _check_frames(n_fft, hop_length)
+    _check_bins(spec, n_fft, "spec")
+    length = _check_length(length)
     window = torch.hann_window(n_fft, device=spec.device, dtype=spec.real.dtype)
     flat = spec.reshape(-1, *spec.shape[-2:])
     x = torch.istft(flat, n_fft, hop_length, window=window, center=True, length=length)
@@ -376,18 +619,29 @@ def melspectrogram(
 ) -> torch.Tensor:
     """Power mel spectrogram (torchaudio, HTK mel scale, no normalisation).
 
+    Args:
+        x: Tensor ``[..., samples]``.
+        sr: sample rate in Hz.
+        n_fft, hop_length: as in :func:`stft` (samples; default hop ``n_fft // 4``).
+        n_mels: mel bands, an int >= 1.
+
     Returns:
         Tensor ``[..., n_mels, frames]`` of power (squared magnitude) per mel band.
+
+    Raises:
+        ValueError: an invalid ``sr``, ``n_fft``, ``hop_length`` or ``n_mels``, or ``n_fft`` exceeds the signal.
 
     Lesson: lessons/01_audio_representations.ipynb
     """
     check_signal(x)
     sr = check_sr(sr)
+    n_fft, hop_length = _check_frames(n_fft, hop_length)
+    n_mels = _check_int(n_mels, "n_mels", "mel bands", "pass e.g. 64 (the default) or 128")
     _check_window(x, n_fft)
     transform = AT.MelSpectrogram(
         sample_rate=sr,
         n_fft=n_fft,
-        hop_length=hop_length or n_fft // 4,
+        hop_length=hop_length,
         n_mels=n_mels,
         f_min=0.0,
         f_max=sr / 2,
@@ -412,6 +666,7 @@ def griffin_lim(
 
     Args:
         mag: magnitudes ``[..., n_fft // 2 + 1, frames]`` as returned by ``stft(...).abs()``.
+        n_fft, hop_length: those ``mag`` was made with (samples; default hop ``n_fft // 4``).
         n_iter: iterations; 0 returns the signal with the random starting phase.
         length: output length in samples.
         momentum: 0.99 is the "fast Griffin-Lim" of Perraudin et al.; 0 is the original.
@@ -420,11 +675,24 @@ def griffin_lim(
     Returns:
         Tensor ``[..., samples]``.
 
+    Raises:
+        ValueError: ``mag`` is complex or negative; ``n_iter < 0``; ``n_fft``, ``hop_length`` or
+            ``length`` is not a positive int; or ``mag``'s frequency bins come from another ``n_fft``.
+
     Lesson: lessons/01_audio_representations.ipynb
     """
     if n_iter < 0:
         raise ValueError(f"n_iter={n_iter} must be >= 0.")
-    hop_length = hop_length or n_fft // 4
+    if mag.is_complex():
+        raise ValueError(
+            "mag is complex: griffin_lim takes magnitudes, spec.abs(), and estimates the phase "
+            "(with the phase at hand, istft(spec) inverts exactly)."
+        )
+    if (mag < 0).any():
+        raise ValueError("mag has negative values: griffin_lim expects magnitudes (use .abs()).")
+    n_fft, hop_length = _check_frames(n_fft, hop_length)
+    _check_bins(mag, n_fft, "mag")
+    length = _check_length(length)
     window = torch.hann_window(n_fft, device=mag.device)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
@@ -452,10 +720,18 @@ def spectral_distance(
             (unnormalised) STFT, so 1e-3 sits about 100 dB below it; far smaller values let
             float32 rounding noise in silent bins dominate the distance.
 
+    Raises:
+        ValueError: the shapes differ, ``eps`` is not positive, or as :func:`stft` for ``n_fft``, ``hop_length``.
+
     Lesson: lessons/01_audio_representations.ipynb
     """
     if x.shape != y.shape:
         raise ValueError(f"x has shape {list(x.shape)} but y has {list(y.shape)}: they must match.")
+    if not eps > 0:
+        raise ValueError(
+            f"eps={eps}: the magnitude treated as silence must be positive (log(0) is -inf): "
+            "pass e.g. eps=1e-3, the default."
+        )
     mag_x, mag_y = stft(x, n_fft, hop_length).abs(), stft(y, n_fft, hop_length).abs()
     return (torch.log(mag_x + eps) - torch.log(mag_y + eps)).abs().mean()
 
@@ -471,4 +747,4 @@ def multi_resolution_spectral_distance(
     """
     if not n_ffts:
         raise ValueError("n_ffts is empty: give at least one window size.")
-    return torch.stack([spectral_distance(x, y, n, n // 4, eps) for n in n_ffts]).mean()
+    return torch.stack([spectral_distance(x, y, n, None, eps) for n in n_ffts]).mean()

@@ -709,3 +709,211 @@ def test_save_rejects_invalid_sample_rate_before_writing(tmp_path):
     with pytest.raises(ValueError, match=r"sr=1\.5 is not a valid sample rate"):
         audio.save(tmp_path / "x.wav", torch.zeros(100), 1.5)
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- silent bad input
+def truncate(path, fraction=0.5):
+    """Cut a file to ``fraction`` of its bytes, as an interrupted copy or download leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def test_load_truncated_wav_names_the_file_the_frame_counts_and_the_fix(tmp_wav):
+    # 32000 stereo PCM_16 frames: a 44-byte header and 128000 bytes of samples; half the file keeps 15994 frames
+    path = truncate(tmp_wav(np.full((32000, 2), 0.25)))
+    expected = (
+        f"audio file {path} is truncated: its header declares 32000 frames but the file holds only 15994 (50%). "
+        "It was cut short (an interrupted copy, download or export): re-copy it from the original, or re-export it."
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        audio.load(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "subtype"), [("x.wav", "FLOAT"), ("x.wav", "PCM_24"), ("x.aiff", "PCM_16"), ("x.aiff", "FLOAT")]
+)
+@pytest.mark.parametrize("fraction", [0.5, 0.99])
+def test_load_truncated_wav_and_aiff_files_raise(tmp_wav, name, subtype, fraction):
+    path = truncate(tmp_wav(np.full((4000, 2), 0.25), subtype=subtype, name=name), fraction)
+    with pytest.raises(ValueError, match=re.escape(f"audio file {path} is truncated: its header declares 4000 frames")):
+        audio.load(path, mono=False)
+
+
+@pytest.mark.parametrize("size", [0xFFFFFFFF])
+def test_load_wav_with_a_streaming_placeholder_data_size_reads_every_frame(tmp_wav, size):
+    # Writers that cannot seek back (pipes) leave the data size as 0xFFFFFFFF: that is not truncation.
+    data = np.linspace(-0.5, 0.5, 1000, dtype=np.float32)
+    path = tmp_wav(data, subtype="FLOAT")
+    raw = bytearray(path.read_bytes())
+    start = raw.index(b"data")
+    raw[start + 4 : start + 8] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    y, _ = audio.load(path)
+    assert torch.equal(y[0], torch.from_numpy(data))
+
+
+def test_load_wav_with_a_chunk_after_the_samples_is_not_truncated(tmp_wav):
+    data = np.linspace(-0.5, 0.5, 1000, dtype=np.float32)
+    path = tmp_wav(data, subtype="FLOAT")
+    path.write_bytes(path.read_bytes() + b"LIST" + (4).to_bytes(4, "little") + b"INFO")
+    y, _ = audio.load(path)
+    assert torch.equal(y[0], torch.from_numpy(data))
+
+
+def test_declared_frames_reads_wav_and_aiff_headers_and_not_others(tmp_wav):
+    assert audio.declared_frames(tmp_wav(np.zeros((300, 2)), name="a.wav")) == 300
+    assert audio.declared_frames(tmp_wav(np.zeros(300), subtype="FLOAT", name="b.aiff")) == 300
+    assert audio.declared_frames(truncate(tmp_wav(np.zeros(300), name="c.wav"))) == 300
+    assert audio.declared_frames(tmp_wav(np.zeros(300), name="d.flac")) is None
+
+
+@pytest.mark.parametrize("function", SIGNAL_FUNCTIONS.values(), ids=SIGNAL_FUNCTIONS.keys())
+def test_samples_by_channels_layout_is_caught_and_suggests_the_transpose(function):
+    expected = "x has shape [32000, 2]: coursekit expects [channels, samples], not 32000 channels of 2 samples."
+    with pytest.raises(ValueError, match=re.escape(expected) + r" .*Did you mean x\.T\?"):
+        function(torch.zeros(32000, 2))
+
+
+def test_save_catches_a_samples_by_channels_layout_before_writing(tmp_path):
+    with pytest.raises(ValueError, match=re.escape("x has shape [32000, 2]: coursekit expects [channels, samples]")):
+        audio.save(tmp_path / "x.wav", torch.zeros(32000, 2), SR)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batched_samples_by_channels_layout_suggests_transpose_1_2():
+    expected = "x has shape [4, 16000, 1]: coursekit expects [batch, channels, samples]"
+    with pytest.raises(ValueError, match=re.escape(expected) + r".*Did you mean x\.transpose\(1, 2\)\?"):
+        audio.check_signal(torch.zeros(4, 16000, 1))
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (8, 8), (16, 4000), (1, 3), (3, 2, 5)])
+def test_layouts_that_may_be_channels_by_samples_are_accepted(shape):
+    audio.check_signal(torch.zeros(shape))
+
+
+SIZED_TRANSFORMS = {
+    "stft": lambda **kw: audio.stft(torch.zeros(4000), **kw),
+    "istft": lambda **kw: audio.istft(audio.stft(torch.zeros(4000), 512, 128), **kw),
+    "melspectrogram": lambda **kw: audio.melspectrogram(torch.zeros(4000), SR, **kw),
+    "griffin_lim": lambda **kw: audio.griffin_lim(audio.stft(torch.zeros(4000), 512, 128).abs(), n_iter=1, **kw),
+}
+sized_transforms = pytest.mark.parametrize("transform", SIZED_TRANSFORMS.values(), ids=SIZED_TRANSFORMS.keys())
+inverse_transforms = pytest.mark.parametrize(
+    "transform", [SIZED_TRANSFORMS["istft"], SIZED_TRANSFORMS["griffin_lim"]], ids=["istft", "griffin_lim"]
+)
+
+
+@sized_transforms
+@pytest.mark.parametrize("hop_length", [0, -1, 2.5, 128.0])
+def test_invalid_hop_length_is_rejected_naming_it_and_the_default(transform, hop_length):
+    expected = f"hop_length={hop_length!r} must be an int >= 1 (samples between frames): pass e.g. 128"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        transform(n_fft=512, hop_length=hop_length)
+
+
+@sized_transforms
+@pytest.mark.parametrize("n_fft", [0, -4, 512.0])
+def test_invalid_n_fft_is_rejected_naming_it(transform, n_fft):
+    with pytest.raises(ValueError, match=re.escape(f"n_fft={n_fft!r} must be an int >= 1 (window length in samples)")):
+        transform(n_fft=n_fft, hop_length=128)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda: audio.stft(torch.zeros(100), 2),
+        lambda: audio.multi_resolution_spectral_distance(torch.zeros(100), torch.zeros(100), (64, 2)),
+    ],
+    ids=["stft", "multi_resolution_spectral_distance"],
+)
+def test_n_fft_too_small_for_the_default_hop_says_so(function):
+    with pytest.raises(ValueError, match=re.escape("n_fft=2 is too small for the default hop_length (n_fft // 4 = 0)")):
+        function()
+
+
+@pytest.mark.parametrize("n_mels", [0, -3, 40.0])
+def test_melspectrogram_rejects_an_invalid_n_mels(n_mels):
+    with pytest.raises(ValueError, match=re.escape(f"n_mels={n_mels!r} must be an int >= 1 (mel bands): pass e.g. 64")):
+        audio.melspectrogram(torch.zeros(4000), SR, 512, n_mels=n_mels)
+
+
+@inverse_transforms
+@pytest.mark.parametrize("length", [0, -5, 10.5])
+def test_invalid_output_length_is_rejected_naming_it(transform, length):
+    with pytest.raises(ValueError, match=re.escape(f"length={length!r} must be an int >= 1 (output samples)")):
+        transform(n_fft=512, hop_length=128, length=length)
+
+
+@inverse_transforms
+def test_spectrogram_of_another_n_fft_names_the_n_fft_it_came_from(transform):
+    expected = "has 257 frequency bins, which is n_fft=512, but n_fft=1024 was given (513 bins): pass n_fft=512"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        transform(n_fft=1024)
+
+
+def test_griffin_lim_rejects_a_complex_spectrogram_and_negative_magnitudes():
+    spec = audio.stft(torch.rand(4000) - 0.5, 512, 128)
+    with pytest.raises(ValueError, match=re.escape("mag is complex: griffin_lim takes magnitudes, spec.abs()")):
+        audio.griffin_lim(spec, 512, 128)
+    with pytest.raises(ValueError, match=r"mag has negative values: griffin_lim expects magnitudes \(use \.abs\(\)\)"):
+        audio.griffin_lim(spec.real, 512, 128)
+
+
+@pytest.mark.parametrize("quantize", [True, False])
+def test_mu_law_encode_refuses_to_clip_and_names_the_peak_and_the_fix(quantize):
+    x = torch.tensor([0.0, 0.5, -1.25, 1.1])
+    expected = (
+        "x peaks at 1.250 > 1.0: mu_law_encode expects [-1, 1] and would clip it. "
+        "Call coursekit.audio.peak_normalize(x) first."
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        audio.mu_law_encode(x, quantize=quantize)
+
+
+def test_mu_law_encode_accepts_float_rounding_above_one():
+    x = torch.tensor([1.0 + 1e-7, -1.0 - 1e-7, 0.0])
+    assert audio.mu_law_encode(x).tolist() == [255, 0, 128]
+
+
+@pytest.mark.parametrize("function", [audio.mu_law_encode, audio.mu_law_decode], ids=["encode", "decode"])
+@pytest.mark.parametrize("mu", [0, -1, 255.5])
+def test_mu_law_rejects_an_invalid_mu(function, mu):
+    with pytest.raises(ValueError, match=re.escape(f"mu={mu!r} must be an int >= 1")):
+        function(torch.zeros(10), mu=mu)
+
+
+def test_mu_law_decode_rejects_classes_outside_zero_to_mu():
+    expected = "y holds classes from 0 to 255, outside [0, mu] = [0, 15]: decode with the mu used to encode"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        audio.mu_law_decode(torch.tensor([0, 128, 255]), mu=15)
+
+
+@pytest.mark.parametrize("peak", [0.0, -1.0, math.nan, math.inf])
+def test_peak_normalize_rejects_a_peak_that_is_not_positive(peak):
+    with pytest.raises(ValueError, match=re.escape(f"peak={peak}: the target peak must be a positive finite number")):
+        audio.peak_normalize(torch.tensor([0.1, -0.2]), peak)
+
+
+@pytest.mark.parametrize("ref", [0.0, -1.0])
+def test_amplitude_to_db_rejects_a_reference_that_is_not_positive(ref):
+    with pytest.raises(ValueError, match=re.escape(f"ref={ref}: the 0 dB reference must be a positive magnitude")):
+        audio.amplitude_to_db(torch.tensor([0.5, 1.0]), ref=ref)
+
+
+@pytest.mark.parametrize(("floor_db", "suggestion"), [(80.0, -80.0), (0.0, -70.0)])
+def test_amplitude_to_db_rejects_a_floor_at_or_above_the_loudest_bin(floor_db, suggestion):
+    expected = f"floor_db={floor_db}: with ref=None the loudest bin reads 0 dB, so a floor at or above 0 dB"
+    with pytest.raises(ValueError, match=re.escape(expected) + rf".*did you mean floor_db={suggestion}"):
+        audio.amplitude_to_db(torch.tensor([0.5, 1.0]), floor_db=floor_db)
+
+
+def test_amplitude_to_db_keeps_a_positive_floor_with_an_explicit_reference():
+    db = audio.amplitude_to_db(torch.tensor([0.1, 1.0]), floor_db=10.0, ref=0.01)
+    torch.testing.assert_close(db, torch.tensor([20.0, 40.0]))
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-3])
+def test_spectral_distance_rejects_an_eps_that_is_not_positive(eps):
+    with pytest.raises(ValueError, match=re.escape(f"eps={eps}: the magnitude treated as silence must be positive")):
+        audio.spectral_distance(torch.zeros(1000), torch.zeros(1000), 256, eps=eps)

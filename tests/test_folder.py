@@ -236,3 +236,25 @@ def test_module_reads_only_headers_at_construction(monkeypatch, samples):
 
     monkeypatch.setattr(folder_module, "load", refuse)
     assert len(AudioFolder(samples)) == 4
+
+
+def test_truncated_files_are_skipped_with_a_warning_naming_them_and_the_fix(samples):
+    path = samples / "low" / "low_1.wav"  # 11025 mono PCM_16 frames: 44 + 22050 bytes; half keeps 5501 frames
+    path.write_bytes(path.read_bytes()[: 22094 // 2])
+    with pytest.warns(UserWarning) as record:
+        ds = AudioFolder(samples)
+    expected = (
+        f"skipping {path}: it is truncated: its header declares 11025 frames but the file holds only 5501 (50%). "
+        "It was cut short (an interrupted copy, download or export): re-copy it from the original, or re-export it."
+    )
+    assert expected in [str(w.message) for w in record]
+    assert [p.name for p in ds.skipped] == ["low_1.wav"]
+    assert "low_1.wav" not in by_name(ds)
+
+
+def test_a_file_truncated_after_construction_raises_instead_of_being_padded(samples):
+    ds = AudioFolder(samples, duration=1.0)
+    path = samples / "low" / "low_1.wav"
+    path.write_bytes(path.read_bytes()[: 22094 // 2])
+    with pytest.raises(ValueError, match=re.escape(f"audio file {path} is truncated") + r".*re-copy"):
+        ds[3]

@@ -4,9 +4,15 @@ Files are found recursively by suffix (``coursekit.audio.AUDIO_SUFFIXES``: .wav,
 .mp3, .aiff, .aif, in any case); hidden files and folders (names starting with ``.``, such as
 macOS's ``._name.wav``) are skipped. Each file is checked when the dataset is built by reading
 its header with ``soundfile.info`` (fast: no samples are decoded): a file that soundfile cannot
-open, or that holds no samples, is skipped with a warning naming it. Samples are read only when an
-item is asked for, with :func:`coursekit.audio.load`; a file whose header is fine but whose data
-is damaged raises that function's error, which names the file.
+open, that holds no samples, or that is truncated (a WAV or AIFF whose header declares more frames
+than the file holds: an interrupted copy or download) is skipped with a warning naming it and the
+fix. Samples are read only when an item is asked for, with :func:`coursekit.audio.load`; a file
+whose header is fine but whose data is damaged (or that was cut short after the dataset was built)
+raises that function's error, which names the file.
+
+Truncated files are skipped with a warning rather than raising, as unreadable ones are: a folder of
+one's own samples often holds a damaged file or two, and one should not stop the whole dataset (nor
+be zero-padded into it as if it were a short sound). ``skipped`` lists them, ``describe()`` counts them.
 
 Example:
     >>> ds = AudioFolder("my_samples", sr=16000, duration=1.0)   # my_samples/kick/*.wav, .../snare/*.wav
@@ -27,7 +33,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from coursekit.audio import AUDIO_SUFFIXES, check_sr, load, trim_or_pad
+from coursekit.audio import AUDIO_SUFFIXES, check_sr, describe_truncation, load, trim_or_pad
 
 CATEGORY_RULES = ("parent", "filename", None)
 _PREFIX = re.compile(r"[^_\-0-9]*")  # a file name's category: everything before the first _, - or digit
@@ -59,14 +65,17 @@ class AudioFolder(Dataset):
         "category": str, "category_index": int (position in ``categories``)}``.
 
     Attributes:
-        files: the readable audio files, sorted. skipped: those skipped, with a warning each.
+        files: the readable audio files, sorted. skipped: those skipped (unreadable, empty or
+            truncated), with a warning each naming the file and the fix.
         categories: the sorted category names (empty when ``category_from`` is None).
 
     Raises:
         FileNotFoundError: ``root`` does not exist, or holds no audio files.
         NotADirectoryError: ``root`` is a file.
         ValueError: no file is readable, a bad argument, channel counts differ with ``mono=False``,
-            or file names without a category prefix with ``category_from="filename"``.
+            or file names without a category prefix with ``category_from="filename"``. Reading an
+            item raises :func:`coursekit.audio.load`'s errors (e.g. a file truncated after the
+            dataset was built), each naming the file.
 
     Example:
         >>> ds = AudioFolder("my_samples", duration=2.0)
@@ -177,7 +186,7 @@ def _n_samples(duration: float | None, sr: int) -> int | None:
 
 
 def _read_channels(paths: list[Path], root: Path) -> dict[Path, int]:
-    """``{path: channels}`` read from the headers of the files that open and hold samples; warn for the rest."""
+    """``{path: channels}`` from the headers of the files that open, are whole and hold samples; warn for the rest."""
     channels = {}
     for path in paths:
         try:
@@ -188,6 +197,10 @@ def _read_channels(paths: list[Path], root: Path) -> dict[Path, int]:
                 f"{path.suffix} file: re-export it, or convert it with `ffmpeg -i {path.name} out.wav`.",
                 stacklevel=3,
             )
+            continue
+        reason = describe_truncation(path, info.frames)  # soundfile counts only the frames present
+        if reason is not None:
+            warnings.warn(f"skipping {path}: it is truncated: {reason}", stacklevel=3)
             continue
         if info.frames == 0:
             warnings.warn(f"skipping {path}: it holds no samples.", stacklevel=3)
