@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from coursekit.train import History
+from coursekit.history import History
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -18,7 +18,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,44 +27,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from coursekit.checkpoints import save_checkpoint
+from coursekit.history import History
 from coursekit.nonfinite import NonFiniteFound, check_weights, non_finite_error, training_diagnosis
 
 LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
-
-
-@dataclass
-class History:
-    """What :func:`fit` measured, one dict per epoch.
-
-    Each epoch dict holds ``epoch`` (from 1), ``steps`` (optimizer steps so far), ``time_s``
-    (seconds since fit started, the only entry that differs between identical runs), ``lr``,
-    ``train_<part>`` for every part ``loss_fn`` returns (``train_loss``, ``train_kl``, ...: means
-    over the epoch's examples) and ``valid_<part>`` when there is a validation loader.
-
-    Lesson: lessons/02_vae_mnist.ipynb
-    """
-
-    epochs: list[dict] = field(default_factory=list)  # one dict per epoch, in order
-    best_epoch: int | None = None  # epoch (from 1) with the lowest monitored loss
-    stopped_early: bool = False  # True when patience ran out
-    stop_reason: str = ""  # starts with "epochs", "patience", "max_steps", "time_budget" or "non_finite"
-
-    def series(self, key: str) -> list:
-        """The values of ``key`` over epochs, e.g. ``history.series("valid_loss")``.
-
-        Lesson: lessons/02_vae_mnist.ipynb
-        """
-        known = sorted({name for epoch in self.epochs for name in epoch})
-        if key not in known:
-            raise KeyError(f"history has no {key!r}; it records {known}.")
-        return [epoch.get(key) for epoch in self.epochs]
-
-    def to_dict(self) -> dict:
-        """A plain dict of everything, ready for ``json.dumps``.
-
-        Lesson: lessons/02_vae_mnist.ipynb
-        """
-        return asdict(self)
 
 
 def to_device(batch: Any, device: torch.device | str) -> Any:

@@ -30,6 +30,7 @@ LAYERS = {  # module (or package) prefix -> (layer number, layer name)
     "coursekit.models": (4, "models"),
     "coursekit.train": (5, "training"),
     "coursekit.nonfinite": (5, "training"),
+    "coursekit.history": (5, "training"),
     "coursekit.checkpoints": (5, "training"),
     "coursekit.recipes": (5, "training"),
     "coursekit.plot": (6, "show"),

@@ -24,6 +24,7 @@ from torch import nn
 from coursekit.checks import check_batch, check_whole
 from coursekit.config import config_from_dict
 from coursekit.losses import gaussian_nll, kl_divergence
+from coursekit.models import reparameterize
 
 VARIANCES = ("fixed", "isotropic")
 
@@ -104,10 +105,7 @@ class CodeVAE(nn.Module):
 
         Lesson: lessons/04_spectrogram_vae.ipynb
         """
-        if mu.shape != logvar.shape:
-            raise ValueError(f"mu has shape {list(mu.shape)} but logvar has {list(logvar.shape)}: they must match.")
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return reparameterize(mu, logvar, generator)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's mean code ``[batch, code_dim]`` for latents ``z [batch, latent_dim]``.

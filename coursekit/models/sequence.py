@@ -57,6 +57,7 @@ from torch import nn
 from coursekit.checks import check_probability
 from coursekit.config import config_from_dict
 from coursekit.losses import kl_divergence, weighted_bce
+from coursekit.models import check_generator, reparameterize
 
 N_COLUMNS = 102  # two hands x MIDI 34..84, as in coursekit.data.pianoroll
 
@@ -134,13 +135,6 @@ def check_latent(z: torch.Tensor, latent_dim: int, name: str = "z") -> None:
         raise ValueError(f"{name} has shape {shape}; expected [batch, {latent_dim}] (latent_dim={latent_dim}).")
 
 
-def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(
-            f"generator is on {generator.device.type} but the model is on {device.type}: "
-            f"create it with torch.Generator(device={str(device)!r}).manual_seed(seed)."
-        )
-
 
 def rolls_of(batch: dict | torch.Tensor) -> torch.Tensor:
     """``batch["roll"]`` of a PianoRolls batch, or the tensor itself."""
@@ -207,11 +201,7 @@ class PianoRollVAE(nn.Module):
 
         Lesson: lessons/07_pianoroll_gru_vae.ipynb
         """
-        if mu.shape != logvar.shape:
-            raise ValueError(f"mu has shape {list(mu.shape)} but logvar has {list(logvar.shape)}: they must match.")
-        _check_generator(generator, mu.device)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return reparameterize(mu, logvar, generator)
 
     def _initial_state(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder GRU state from ``z``: Tensor [layers, batch, hidden] in (-1, 1)."""
@@ -305,7 +295,7 @@ class PianoRollVAE(nn.Module):
             raise ValueError(f"steps={steps!r} must be a whole number >= 1.")
         check_probability(threshold, "threshold")
         check_latent(z, c.latent_dim)
-        _check_generator(generator, z.device)
+        check_generator(generator, z.device)
 
         def pick(logits: torch.Tensor) -> torch.Tensor:
             probs = torch.sigmoid(logits)

@@ -25,6 +25,7 @@ from torch import nn
 
 from coursekit.config import config_from_dict
 from coursekit.losses import elbo_loss
+from coursekit.models import check_generator, reparameterize
 
 IMAGE_SHAPE = (1, 28, 28)
 KINDS = ("linear", "conv", "conv_bn")
@@ -137,11 +138,7 @@ class ImageVAE(nn.Module):
 
         Lesson: lessons/02_vae_mnist.ipynb
         """
-        if mu.shape != logvar.shape:
-            raise ValueError(f"mu has shape {list(mu.shape)} but logvar has {list(logvar.shape)}: they must match.")
-        _check_generator(generator, mu.device)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return reparameterize(mu, logvar, generator)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits of the images for latents ``z``; ``torch.sigmoid`` of them is the image.
@@ -196,7 +193,7 @@ class ImageVAE(nn.Module):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n={n!r} must be a whole number >= 1.")
         device = self.to_mu.weight.device
-        _check_generator(generator, device)
+        check_generator(generator, device)
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
         return torch.sigmoid(self.decode(z))
 
@@ -295,13 +292,6 @@ def _check_images(x: torch.Tensor) -> None:
     hint = hints.get(tuple(x.shape[1:]), "the models take 28x28 grey images with a batch and a channel dimension")
     raise ValueError(f"x has shape {list(x.shape)}; expected [batch, 1, 28, 28]: {hint}.")
 
-
-def _check_generator(generator: torch.Generator | None, device: torch.device) -> None:
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(
-            f"generator is on {generator.device.type} but the tensors are on {device.type}: "
-            f"create it with torch.Generator(device={str(device)!r}).manual_seed(seed)."
-        )
 
 
 def vae_loss(model: ImageVAE, batch: dict, beta: float = 1.0) -> dict[str, torch.Tensor]:

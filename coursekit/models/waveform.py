@@ -25,6 +25,7 @@ from torch import nn
 
 from coursekit.config import config_from_dict
 from coursekit.losses import gaussian_nll, kl_divergence
+from coursekit.models import reparameterize
 
 KINDS = ("linear", "conv")
 VARIANCES = ("fixed", "isotropic", "diagonal")
@@ -140,8 +141,7 @@ class WaveformVAE(nn.Module):
         self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """``z = mu + exp(logvar / 2) * eps``, ``eps ~ N(0, I)``: Tensor ``[batch, latent_dim]``."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return reparameterize(mu, logvar, generator)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's mean waveform ``[batch, 1, n_samples]`` for latents ``z [batch, latent_dim]``."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,10 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
+from coursekit.history import History
 from coursekit.plot.common import ArrayLike, as_tensor, new_axes
-
-if TYPE_CHECKING:
-    from coursekit.train import History
 
 
 def check_images(images: ArrayLike, name: str = "images") -> torch.Tensor:

@@ -6,7 +6,6 @@ Lesson: lessons/02_vae_mnist.ipynb
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,9 +16,6 @@ from matplotlib.lines import Line2D
 from coursekit import config
 from coursekit.plot.common import ArrayLike, as_tensor, new_axes
 from coursekit.plot.images import check_images, show_grid
-
-if TYPE_CHECKING:
-    pass
 
 
 def pca_2d(z: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:

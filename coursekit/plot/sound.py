@@ -5,8 +5,6 @@ Lesson: lessons/01_audio_representations.ipynb
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -14,9 +12,6 @@ from matplotlib.lines import Line2D
 
 from coursekit import audio
 from coursekit.plot.common import ArrayLike, as_tensor, new_axes
-
-if TYPE_CHECKING:
-    pass
 
 
 def _mono(x: ArrayLike, name: str = "x") -> torch.Tensor:
