@@ -108,7 +108,7 @@ def test_save_failure_creates_no_destination_and_no_temporary(tmp_path, monkeypa
     def failing_write(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(audio.sf, "write", failing_write)
+    monkeypatch.setattr(audio.files.sf, "write", failing_write)
     with pytest.raises(RuntimeError, match="disk full"):
         audio.save(tmp_path / "x.wav", noise(rng, 1000), SR)
     assert list(tmp_path.iterdir()) == []
@@ -121,7 +121,7 @@ def test_save_failure_keeps_the_previous_file_intact(tmp_path, monkeypatch, rng)
     def failing_write(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(audio.sf, "write", failing_write)
+    monkeypatch.setattr(audio.files.sf, "write", failing_write)
     with pytest.raises(RuntimeError, match="disk full"):
         audio.save(path, noise(rng, 1000), SR)
     assert path.read_bytes() == before
