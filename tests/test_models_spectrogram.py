@@ -38,7 +38,7 @@ SR = 16000
 FEATURES = SpectrogramFeatures()
 # Small settings for model tests: 0.25 s, 32 bins x 128 frames.
 SMALL = SpectrogramFeatures(duration=0.25, n_fft=64, hop_length=32, n_freq=32, n_frames=128)
-SMALL_AE = {"channels": (4, 8), "code_dim": 8, "n_freq": 32, "n_frames": 128}
+SMALL_AE = {"channels": (4, 8), "code_dim": 8, "n_freq": 32, "n_frames": 128, "features": SMALL}
 
 
 def _tone(f0: float, duration: float = 2.0, decay: float = 1.5) -> torch.Tensor:
@@ -258,6 +258,8 @@ def test_a_few_steps_fit_one_batch():
         ({"code_dim": 0}, r"code_dim=0 must be a whole number >= 1"),
         ({"n_freq": 30}, r"n_freq=30 and n_frames=128 must be divisible by 2 \*\* len\(channels\) = 4"),
         ({"width": 3}, r"no field\(s\) \['width'\]"),
+        ({"n_freq": 64}, r"n_freq=64 and n_frames=128 differ from the features' 32 x 128: build the autoencoder"),
+        ({"features": FEATURES}, r"n_freq=32 and n_frames=128 differ from the features' 256 x 128"),
     ],
 )
 def test_bad_autoencoder_configs_are_refused(fields, message):
@@ -404,7 +406,7 @@ def test_wrapper_refuses_parts_that_do_not_fit():
     with pytest.raises(ValueError, match=r"codes of 8 but the VAE core takes 64"):
         SpectrogramVAE(_ae(), build_code_vae(), SMALL)
     with pytest.raises(ValueError, match=r"takes \[1, 32, 128\] but the features are \[1, 256, 128\]"):
-        SpectrogramVAE(_ae(), _vae())
+        SpectrogramVAE(_ae(), _vae(), FEATURES)  # other features than the autoencoder's config names
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -553,6 +555,9 @@ def test_shipped_autoencoder_reproduces_its_recorded_error_on_the_first_test_not
     metrics = ckpt["metrics"]
     first = _first_test_notes(8)
     assert describe_ae(ae, first)["mse"] == pytest.approx(metrics["test_mse_first_8"], rel=1e-4)
+    # saved before the feature settings were part of the config: it gets the defaults, which its metrics
+    # record as the settings it was trained on
+    assert "features" not in ckpt["config"] and ae.config.features == FEATURES
     assert metrics["features"] == FEATURES.to_dict()
     assert metrics["test_mse"] < 0.0006  # trained: the average train spectrogram scores 0.0012, untrained 0.22
     assert metrics["spectral_distance_ae"] < metrics["spectral_distance_shuffled"]
@@ -600,3 +605,13 @@ def test_encode_is_differentiable_and_decode_detaches():
     x = _tone(220.0).requires_grad_(True)
     assert FEATURES.encode(x).requires_grad  # encode is differentiable (no parameters inside)
     assert not FEATURES.decode(FEATURES.encode(x)).requires_grad  # decode detaches: Griffin-Lim is not
+
+
+def test_the_feature_settings_travel_in_the_autoencoder_config():
+    ae = _ae()
+    stored = json.loads(json.dumps(ae.config.to_dict()))  # what a checkpoint keeps
+    assert stored["features"] == SMALL.to_dict()
+    rebuilt = build_spectrogram_ae(stored)
+    assert rebuilt.config == ae.config and rebuilt.config.features == SMALL
+    vae = build_code_vae({"code_dim": 8, "hidden": 16, "latent_dim": 3})
+    assert SpectrogramVAE(rebuilt, vae).features == SMALL  # the joined model reads them from the config

@@ -20,7 +20,7 @@ Lesson: lessons/04_spectrogram_vae.ipynb
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,9 @@ OUTPUT_BIAS = -4.6  # the autoencoder's last bias at initialisation: sigmoid(-4.
 
 @dataclass
 class SpectrogramAEConfig:
-    """Everything that builds a :class:`SpectrogramAE`; stored beside the weights in checkpoints.
+    """Everything that builds a :class:`SpectrogramAE`, and the feature settings that make its input from
+    audio; stored beside the weights in checkpoints. (``spec_ae_nsynth.pt`` was saved before ``features``
+    was a field: it loads with the default settings, the ones its metrics record it was trained on.)
 
     Lesson: lessons/04_spectrogram_vae.ipynb
     """
@@ -44,8 +46,9 @@ class SpectrogramAEConfig:
     channels: tuple[int, ...] = (16, 32, 64, 64)  # one stride-2 block each: 256x128 -> 128x64 -> ... -> 16x8
     code_dim: int = 64  # size of the code: 512 times fewer numbers than the 32,768 of the features
     batch_norm: bool = True  # BatchNorm2d after every hidden convolution (faster, steadier training)
-    n_freq: int = 256  # input height: SpectrogramFeatures.n_freq
-    n_frames: int = 128  # input width: SpectrogramFeatures.n_frames
+    n_freq: int = 256  # input height: features.n_freq
+    n_frames: int = 128  # input width: features.n_frames
+    features: SpectrogramFeatures = field(default_factory=SpectrogramFeatures)  # how audio becomes its input
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels) if isinstance(self.channels, list | tuple) else self.channels
@@ -60,6 +63,15 @@ class SpectrogramAEConfig:
             raise ValueError(
                 f"n_freq={self.n_freq} and n_frames={self.n_frames} must be divisible by 2 ** len(channels) = {step}: "
                 "use fewer blocks or pad the features."
+            )
+        if isinstance(self.features, dict):  # as a checkpoint stores it
+            self.features = SpectrogramFeatures.from_dict(self.features)
+        if not isinstance(self.features, SpectrogramFeatures):
+            raise TypeError(f"features must be a SpectrogramFeatures or a dict of its fields, got {self.features!r}.")
+        if (self.n_freq, self.n_frames) != (self.features.n_freq, self.features.n_frames):
+            raise ValueError(
+                f"n_freq={self.n_freq} and n_frames={self.n_frames} differ from the features' "
+                f"{self.features.n_freq} x {self.features.n_frames}: build the autoencoder for the features it reads."
             )
 
     @property
@@ -200,7 +212,7 @@ class SpectrogramVAE(nn.Module):
 
     def __init__(self, ae: SpectrogramAE, vae: CodeVAE, features: SpectrogramFeatures | None = None) -> None:
         super().__init__()
-        self.features = SpectrogramFeatures() if features is None else features
+        self.features = ae.config.features if features is None else features
         if ae.config.code_dim != vae.config.code_dim:
             raise ValueError(
                 f"the autoencoder makes codes of {ae.config.code_dim} but the VAE core takes {vae.config.code_dim}: "

@@ -125,7 +125,7 @@ def audio_check(
 
     Lesson: lessons/04_spectrogram_vae.ipynb
     """
-    features = SpectrogramFeatures() if features is None else features
+    features = ae.config.features if features is None else features
     notes = NSynthMini(split, size=size, seed=seed)
     n_notes = min(n_notes, len(notes))
     chosen = torch.randperm(len(notes), generator=torch.Generator().manual_seed(seed))[:n_notes].tolist()
@@ -172,13 +172,13 @@ def train_spectrogram_ae(
     The model keeps its best validation epoch. The measurements: ``train_mse``, ``valid_mse``,
     ``test_mse`` (eval mode, per feature bin), ``overfit_ratio`` (``valid_mse / train_mse``, source
     003's "overfit"), ``feature_time_s``, ``train_time_s``, ``epochs_run``, ``best_epoch``,
-    ``seconds_per_epoch``, ``parameters``, ``train_notes``, ``features`` (the settings), the
+    ``seconds_per_epoch``, ``parameters``, ``train_notes``, the
     :func:`audio_check` of the test split (without ``vae``) and ``history``.
 
     Lesson: lessons/04_spectrogram_vae.ipynb
     """
     ae_config = SpectrogramAEConfig() if ae_config is None else ae_config
-    features = SpectrogramFeatures()
+    features = ae_config.features
     start = time.perf_counter()
     train, valid, test = (nsynth_features(split, size=size, features=features) for split in ("train", "valid", "test"))
     feature_seconds = time.perf_counter() - start
@@ -208,7 +208,6 @@ def train_spectrogram_ae(
         "seconds_per_epoch": round(seconds / len(history.epochs), 2),
         "parameters": parameter_count(model),
         "train_notes": len(train),
-        "features": features.to_dict(),
         **_rounded(audio_check(model, features=features, size=size, seed=seed)),
         "history": {key: history.series(key) for key in ("train_loss", "valid_loss")},
     }
@@ -244,7 +243,8 @@ def train_code_vae(
     """
     vae_config = CodeVAEConfig(code_dim=ae.config.code_dim) if vae_config is None else vae_config
     start = time.perf_counter()
-    data = {split: nsynth_features(split, size=size) for split in ("train", "valid", "test")}
+    splits = ("train", "valid", "test")
+    data = {split: nsynth_features(split, size=size, features=ae.config.features) for split in splits}
     codes = {split: pre_encode(ae.eval().encode, notes) for split, notes in data.items()}
     encode_seconds = time.perf_counter() - start
     config.seed_everything(seed)
@@ -319,7 +319,7 @@ def load_spectrogram_vae(map_location: str | torch.device = "cpu", verbose: bool
 
     Lesson: lessons/04_spectrogram_vae.ipynb
     """
-    ae, ae_ckpt = load_or_train(AE_CHECKPOINT, build_spectrogram_ae, map_location=map_location, verbose=verbose)
+    ae, _ = load_or_train(AE_CHECKPOINT, build_spectrogram_ae, map_location=map_location, verbose=verbose)
     vae, vae_ckpt = load_or_train(VAE_CHECKPOINT, build_code_vae, map_location=map_location, verbose=verbose)
     trained_on = vae_ckpt["metrics"].get("ae_sha256")
     if trained_on is not None and trained_on != sha256_of(checkpoint_in_use(AE_CHECKPOINT)):
@@ -328,5 +328,4 @@ def load_spectrogram_vae(map_location: str | torch.device = "cpu", verbose: bool
             f"badly. Retrain it: `python -m coursekit train {VAE_CHECKPOINT}`.",
             stacklevel=2,
         )
-    features = SpectrogramFeatures.from_dict(ae_ckpt["metrics"].get("features", {}))
-    return SpectrogramVAE(ae, vae, features).eval()
+    return SpectrogramVAE(ae, vae).eval()
