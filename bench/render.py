@@ -107,13 +107,14 @@ def folder_megabytes(root: Path) -> float:
 
 def rendered_notes(root: Path) -> list[tuple[int, int, int]]:
     """The (program, key played, velocity) of every note of a rendered NSynth-mini, in rendering order."""
-    from coursekit.data import nsynth
+    from coursekit.data import instruments, nsynth
 
     entries = []
     for split in nsynth.SPLITS:
         entries += json.loads((root / f"nsynth-{split}" / "examples.json").read_text()).values()
     entries.sort(key=lambda e: e["note"])
-    return [(e["instrument"], e["pitch"] + nsynth._TRANSPOSE.get(e["instrument"], 0), e["velocity"]) for e in entries]
+    shift = instruments.TRANSPOSE
+    return [(e["instrument"], e["pitch"] + shift.get(e["instrument"], 0), e["velocity"]) for e in entries]
 
 
 def bench_pipeline(size: str, repeats: int, scratch: Path) -> tuple[Result, list[tuple[int, int, int]]]:

@@ -2,14 +2,17 @@
 
 Everything runs in a temporary copy of the course (nbgrader_config.py, solutions/, assignments/), never in
 the repository: nbgrader regenerates the release there, then grades one batch of submissions with
-COURSEKIT_FAST=1 and a short cell timeout: the solution (full marks), the unmodified student notebook
-(zero), and three broken ones (a syntax error, an infinite loop, an exception) that must cost exactly the
-points of the tests they break without stopping the batch. Feedback HTML and the grades CSV come last.
+COURSEKIT_FAST=1 and a short cell timeout, through tools/grade.py as `make grade` does: the solution (full
+marks), the unmodified student notebook (zero), three broken ones (a syntax error, an infinite loop, an
+exception) that must cost exactly the points of the tests they break, and two that nbgrader cannot grade
+at all (a cell that kills the kernel with os._exit, a file that is not a notebook), which must get 0
+points and a readable reason without stopping the batch. Feedback HTML and the grades CSV come last.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -111,6 +114,23 @@ BROKEN = {
 }
 
 
+# Submissions that nbgrader cannot autograde: the change to the solution notebook and words the reason must use.
+# "crashed" sorts first, so nbgrader grades it first and must go on with the others after its kernel died.
+FAILING = {
+    "crashed": (lambda nb: _edit(nb, "kl_to_standard_normal", lambda s: "import os\nos._exit(1)\n\n" + s),
+                "the Python kernel died"),
+    "not_a_notebook": (lambda nb: nbformat.writes(nb)[:200], "not a readable notebook"),
+}
+
+
+def _grade_script(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run tools/grade.py, the grading that `make grade` runs, in the course folder ``root``."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "grade.py"), *args], cwd=root, env=_nbgrader_env(root),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=COMMAND_TIMEOUT_S,
+    )
+
+
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
@@ -134,14 +154,18 @@ def graded(course) -> dict:
     solution = _completed(release, source)
     submissions = {"solution": solution, "unmodified": release}
     submissions |= {student: _edit(solution, cell, change) for student, (cell, change, _) in BROKEN.items()}
+    submissions |= {student: change(solution) for student, (change, _) in FAILING.items()}
     for student, nb in submissions.items():
         folder = course / "submitted" / student / A1
         folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{A1}.ipynb")
+        if isinstance(nb, str):
+            (folder / f"{A1}.ipynb").write_text(nb)
+        else:
+            nbformat.write(nb, folder / f"{A1}.ipynb")
 
-    autograde = _nbgrader(course, "autograde", A1)
-    _nbgrader(course, "generate_feedback", A1)
-    _nbgrader(course, "export", "--to", "grades.csv")
+    grading = _grade_script(course, A1)  # nbgrader autograde, generate_feedback and export
+    if grading.returncode != 0:
+        pytest.fail(f"tools/grade.py {A1} exited with {grading.returncode}:\n{grading.stdout[-8000:]}")
 
     from nbgrader.api import Gradebook
 
@@ -157,7 +181,7 @@ def graded(course) -> dict:
                 }
     with open(course / "grades.csv", newline="") as f:
         csv_rows = {row["student_id"]: row for row in csv.DictReader(f)}
-    return {"root": course, "scores": scores, "csv": csv_rows, "log": autograde.stderr}
+    return {"root": course, "scores": scores, "csv": csv_rows, "log": grading.stdout}
 
 
 def _autograded_cells(scores: dict) -> dict[str, float]:
@@ -281,8 +305,10 @@ def test_grades_csv_has_every_student(graded):
         assert float(rows[student]["max_score"]) == pytest.approx(sum(g["max"] for g in scores.values()))
 
 
-def test_feedback_html_is_written_for_every_student(graded):
+def test_feedback_html_is_written_for_every_graded_student(graded):
     for student, scores in graded["scores"].items():
+        if student in FAILING:
+            continue
         page = graded["root"] / "feedback" / student / A1 / f"{A1}.html"
         assert page.is_file(), f"no feedback for {student}"
         html = page.read_text()
@@ -290,3 +316,51 @@ def test_feedback_html_is_written_for_every_student(graded):
         total = sum(g["max"] for g in scores.values())
         shown = re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", html)
         assert shown, f"{student}: the feedback does not show the score {score} / {total}"
+
+
+def test_make_grade_runs_the_tested_script():
+    recipe = re.search(r"^grade:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe, "no grade target in the Makefile"
+    assert "tools/grade.py" in recipe.group(1), f"make grade does not run tools/grade.py:\n{recipe.group(1)}"
+
+
+@pytest.mark.parametrize("student", sorted(FAILING))
+def test_ungradable_submission_gets_zero_and_a_reason(graded, student):
+    scores, root, words = graded["scores"][student], graded["root"], FAILING[student][1]
+    assert scores and all(g["auto"] == 0 and not g["manual"] for g in scores.values()), (
+        f"{student}: every cell should have 0 autograded points and need no manual grade: {scores}"
+    )
+    row = graded["csv"][student]
+    assert float(row["score"]) == 0 and float(row["max_score"]) == sum(g["max"] for g in scores.values()), row
+    assert not (root / "autograded" / student / A1).exists(), "nbgrader left a partly graded notebook"
+    note = root / "feedback" / student / A1 / "autograde-error.txt"
+    assert note.is_file(), f"no {note.name} for {student}: the instructor cannot tell why it scored 0"
+    text = note.read_text()
+    assert text.startswith(f"Assignment {A1}, student {student}: NOT AUTOGRADED, 0 autograded points."), text[:300]
+    assert words in text and f"submitted/{student}/{A1}/{A1}.ipynb" in text, text[:1000]
+    summary = graded["log"].rpartition("NOT AUTOGRADED")[2]
+    assert re.search(rf"^  {student}/{A1}: .*{words}", summary, re.M), f"make grade does not report {student}"
+    assert f"details: feedback/{student}/{A1}/autograde-error.txt" in summary
+
+
+def test_a_failure_not_known_to_come_from_the_notebook_points_at_the_setup(tmp_path):
+    from nbgrader.coursedir import CourseDirectory
+
+    spec = importlib.util.spec_from_file_location("grade_tool", ROOT / "tools" / "grade.py")
+    grade_tool = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = grade_tool  # dataclasses look their module up
+    spec.loader.exec_module(grade_tool)
+    coursedir = CourseDirectory(root=str(tmp_path))
+    path = coursedir.format_path(coursedir.submitted_directory, "jdoe", A1)
+    log = (  # nbgrader's log of a submission that failed (as for "crashed"), for a reason of the setup
+        f"[AutogradeApp | ERROR] There was an error processing assignment: {path}\n"
+        "[AutogradeApp | ERROR] Traceback (most recent call last):\n"
+        '      File "nbclient/client.py", line 600, in async_start_new_kernel\n'
+        "    jupyter_client.kernelspec.NoSuchKernel: No such kernel named coursekit\n"
+        "    \n"
+        f"[AutogradeApp | WARNING] Removing failed assignment: {path}\n"
+    )
+    failure = grade_tool.failure_from_log(log, coursedir, "jdoe", A1)
+    assert not failure.own_fault and "NoSuchKernel: No such kernel named coursekit" in failure.reason, failure
+    unlogged = grade_tool.failure_from_log(log, coursedir, "someone_else", A1)
+    assert not unlogged.own_fault and "no error message found" in unlogged.reason, unlogged

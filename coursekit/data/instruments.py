@@ -26,7 +26,7 @@ FAMILY_PITCHES = {
 # (+1200 to +2400 or unvoiced below key 39), 39 synth bass 2 (its filter resonates: raw peak 6.3 at
 # key 72), 47 timpani (+690), 78 whistle (-880 at every key), 84 charang (+1900 low, +1200 high),
 # 86 fifths saw (two pitches), 104 sitar (-2805 to +2415), and the unpitched 55 orchestra hit.
-_GM_GROUPS = (
+GM_GROUPS = (
     ("keyboard", "acoustic", (0, 1, 3, 6)),
     ("keyboard", "electronic", (2, 4, 7)),
     ("keyboard", "synthetic", (5,)),  # E.Piano 2 is the FM (DX7) piano
@@ -50,13 +50,13 @@ _GM_GROUPS = (
 )
 # Organs 17 and 18 sound an octave below every key (-1189 to -1210 cents: a 16-foot stop), so they
 # are played an octave higher to sound at the labelled pitch.
-_TRANSPOSE = {17: 12, 18: 12}
+TRANSPOSE = {17: 12, 18: 12}
 # Key ranges narrower than the family's, for programs whose lowest keys measured 19 (3 honky-tonk,
 # 21 accordion) or 12 (6 harpsichord) semitones high, or whose keys above 72 measured 41 to 65
 # cents flat (21 accordion, 23 bandoneon); and single keys that measured an octave off, or silent
 # (65 alto sax at key 64).
-_KEY_RANGES = {3: (39, 84), 6: (41, 84), 21: (40, 72), 23: (36, 72)}
-_BAD_KEYS = {(20, 37), (32, 29), (32, 30), (43, 44), (65, 64), (68, 64), (68, 74), (68, 75)}  # (program, key)
+KEY_RANGES = {3: (39, 84), 6: (41, 84), 21: (40, 72), 23: (36, 72)}
+BAD_KEYS = {(20, 37), (32, 29), (32, 30), (43, 44), (65, 64), (68, 64), (68, 74), (68, 75)}  # (program, key)
 
 
 @dataclass(frozen=True, order=True)
@@ -73,4 +73,4 @@ class Instrument:
         return f"{self.family}_{self.source}_{self.program:03d}"
 
 
-INSTRUMENTS = tuple(sorted(Instrument(p, family, source) for family, source, programs in _GM_GROUPS for p in programs))
+INSTRUMENTS = tuple(sorted(Instrument(p, family, source) for family, source, programs in GM_GROUPS for p in programs))

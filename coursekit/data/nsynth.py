@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from coursekit import audio, config
 from coursekit.data.cache import cached_build
-from coursekit.data.instruments import _BAD_KEYS, _KEY_RANGES, _TRANSPOSE, FAMILY_PITCHES, INSTRUMENTS, Instrument
+from coursekit.data.instruments import BAD_KEYS, FAMILY_PITCHES, INSTRUMENTS, KEY_RANGES, TRANSPOSE, Instrument
 from coursekit.data.soundfont import SoundfontSynth
 
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
@@ -264,9 +264,9 @@ def render_nsynth_mini(root: str | Path | None = None, size: str | int = "mini",
         "seed": seed,
         "instruments": [i.instrument_str for i in INSTRUMENTS],
         "pitches": FAMILY_PITCHES,
-        "transpose": {str(k): v for k, v in _TRANSPOSE.items()},
-        "key_ranges": {str(k): v for k, v in _KEY_RANGES.items()},
-        "bad_keys": sorted(_BAD_KEYS),
+        "transpose": {str(k): v for k, v in TRANSPOSE.items()},
+        "key_ranges": {str(k): v for k, v in KEY_RANGES.items()},
+        "bad_keys": sorted(BAD_KEYS),
     }
     return cached_build(root, params, lambda tmp: _build(tmp, n_notes, seed))
 
@@ -300,8 +300,8 @@ def split_instruments(instruments: Iterable[Instrument], seed: int) -> dict[str,
 
 def _choose_notes(instrument: Instrument, n_notes: int | None, rng: np.random.Generator) -> list[tuple[int, int]]:
     """``n_notes`` distinct (pitch, velocity) pairs from the instrument's key range, sorted; all for None."""
-    low, high = _KEY_RANGES.get(instrument.program, FAMILY_PITCHES[instrument.family])
-    keys = [p for p in range(low, high + 1) if (instrument.program, p) not in _BAD_KEYS]
+    low, high = KEY_RANGES.get(instrument.program, FAMILY_PITCHES[instrument.family])
+    keys = [p for p in range(low, high + 1) if (instrument.program, p) not in BAD_KEYS]
     grid = [(p, v) for p in keys for v in VELOCITIES]
     if n_notes is None or n_notes >= len(grid):
         return grid
@@ -330,7 +330,7 @@ def _render_example(
 ) -> dict[str, Any] | None:
     """Render, check, normalise and save one note; return its examples.json entry (None if silent)."""
     note_str = f"{instrument.instrument_str}-{pitch:03d}-{velocity:03d}"
-    key = pitch + _TRANSPOSE.get(instrument.program, 0)
+    key = pitch + TRANSPOSE.get(instrument.program, 0)
     x = synth.render_note(instrument.program, key, velocity, hold=HOLD, duration=DURATION)
     peak = float(np.abs(x).max())  # NaN or inf when any sample is
     if not math.isfinite(peak) or peak < 1e-4:
