@@ -203,3 +203,21 @@ def device_of(owner: object) -> torch.device:
     owner = getattr(owner, "__self__", owner)
     parameter = next(owner.parameters(), None) if isinstance(owner, torch.nn.Module) else None
     return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def as_config(cls: type[T], config: T | dict[str, Any] | None) -> T:
+    """The model config a builder was given: ``cls()`` for None, :func:`config_from_dict` of a dict
+    (as a checkpoint stores it), the config itself when it already is a ``cls``.
+
+    Raises:
+        TypeError: for anything else, naming the type received.
+
+    Lesson: lessons/02_vae_mnist.ipynb
+    """
+    if config is None:
+        return cls()
+    if isinstance(config, dict):
+        return config_from_dict(cls, config)
+    if not isinstance(config, cls):
+        raise TypeError(f"config must be a {cls.__name__} or a dict of its fields, got {type(config).__name__}.")
+    return config

@@ -246,3 +246,19 @@ def test_device_of_finds_the_module_behind_a_bound_method():
     on_meta = torch.nn.Linear(2, 2, device="meta")
     assert device_of(on_meta) == device_of(on_meta.forward) == torch.device("meta")
     assert device_of(lambda z: z) == device_of(torch.nn.ReLU()) == torch.device("cpu")
+
+
+def test_as_config_accepts_none_a_dict_or_the_config_and_names_anything_else():
+    from dataclasses import dataclass
+
+    from coursekit.config import as_config
+
+    @dataclass
+    class Tiny:
+        a: int = 1
+
+    assert as_config(Tiny, None) == Tiny() and as_config(Tiny, {"a": 2}) == Tiny(2)
+    given = Tiny(5)
+    assert as_config(Tiny, given) is given
+    with pytest.raises(TypeError, match="config must be a Tiny or a dict of its fields, got list"):
+        as_config(Tiny, [1])

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from coursekit.checks import check_batch, check_whole
-from coursekit.config import config_from_dict
+from coursekit.config import as_config, config_from_dict
 from coursekit.losses import gaussian_nll, kl_divergence
 from coursekit.models import reparameterize
 
@@ -147,12 +147,7 @@ def build_code_vae(config: CodeVAEConfig | dict | None = None) -> CodeVAE:
 
     Lesson: lessons/04_spectrogram_vae.ipynb
     """
-    config = CodeVAEConfig() if config is None else config
-    if isinstance(config, dict):
-        config = CodeVAEConfig.from_dict(config)
-    if not isinstance(config, CodeVAEConfig):
-        raise TypeError(f"config must be a CodeVAEConfig or a dict of its fields, got {type(config).__name__}.")
-    return CodeVAE(config)
+    return CodeVAE(as_config(CodeVAEConfig, config))
 
 
 def code_vae_loss(

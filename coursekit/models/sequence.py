@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.checks import check_probability
-from coursekit.config import config_from_dict
+from coursekit.config import as_config, config_from_dict
 from coursekit.losses import kl_divergence, weighted_bce
 from coursekit.models import check_generator, reparameterize
 
@@ -347,13 +347,7 @@ def build_pianoroll_vae(config: PianoRollVAEConfig | dict | None = None) -> Pian
 
     Lesson: lessons/07_pianoroll_gru_vae.ipynb
     """
-    if config is None:
-        config = PianoRollVAEConfig()
-    if isinstance(config, dict):
-        config = PianoRollVAEConfig.from_dict(config)
-    if not isinstance(config, PianoRollVAEConfig):
-        raise TypeError(f"config must be a PianoRollVAEConfig or a dict of its fields, got {type(config).__name__}.")
-    return PianoRollVAE(config)
+    return PianoRollVAE(as_config(PianoRollVAEConfig, config))
 
 
 def pianoroll_vae_loss(

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from coursekit.checks import check_batch, check_whole
-from coursekit.config import config_from_dict
+from coursekit.config import as_config, config_from_dict
 from coursekit.features import SpectrogramFeatures
 from coursekit.models.code_vae import CodeVAE
 
@@ -170,12 +170,7 @@ def build_spectrogram_ae(config: SpectrogramAEConfig | dict | None = None) -> Sp
 
     Lesson: lessons/04_spectrogram_vae.ipynb
     """
-    config = SpectrogramAEConfig() if config is None else config
-    if isinstance(config, dict):
-        config = SpectrogramAEConfig.from_dict(config)
-    if not isinstance(config, SpectrogramAEConfig):
-        raise TypeError(f"config must be a SpectrogramAEConfig or a dict of its fields, got {type(config).__name__}.")
-    return SpectrogramAE(config)
+    return SpectrogramAE(as_config(SpectrogramAEConfig, config))
 
 
 def ae_loss(model: SpectrogramAE, batch: dict) -> dict[str, torch.Tensor]:

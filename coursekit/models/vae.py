@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from coursekit.config import config_from_dict
+from coursekit.config import as_config, config_from_dict
 from coursekit.losses import elbo_loss
 from coursekit.models import check_generator, reparameterize
 
@@ -271,10 +271,7 @@ def build_vae(config: VAEConfig | dict) -> ImageVAE:
 
     Lesson: lessons/02_vae_mnist.ipynb
     """
-    if isinstance(config, dict):
-        config = VAEConfig.from_dict(config)
-    if not isinstance(config, VAEConfig):
-        raise TypeError(f"config must be a VAEConfig or a dict of its fields, got {type(config).__name__}.")
+    config = as_config(VAEConfig, config)
     return MLPVAE(config) if config.kind == "linear" else ConvVAE(config)
 
 

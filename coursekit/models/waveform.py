@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from coursekit.config import config_from_dict
+from coursekit.config import as_config, config_from_dict
 from coursekit.losses import gaussian_nll, kl_divergence
 from coursekit.models import reparameterize
 
@@ -216,8 +216,4 @@ def build_waveform_vae(config: WaveformVAEConfig | dict | None = None) -> Wavefo
 
     Lesson: lessons/03_raw_audio_pitfalls.ipynb
     """
-    if config is None:
-        config = WaveformVAEConfig()
-    elif isinstance(config, dict):
-        config = WaveformVAEConfig.from_dict(config)
-    return WaveformVAE(config)
+    return WaveformVAE(as_config(WaveformVAEConfig, config))
