@@ -41,15 +41,11 @@ assignments: $(STAMP)
 	for a in $(ASSIGNMENTS); do $(NBGRADER) generate_assignment "$$a" --force --log-level=WARN || exit 1; done
 
 # Autograde submitted/<student>/<assignment>/, write feedback/<student>/<assignment>/*.html and grades.csv.
+# tools/grade.py runs nbgrader autograde, generate_feedback and export; a submission that nbgrader cannot
+# grade (its kernel died, its file is not a notebook) gets 0 autograded points and
+# feedback/<student>/<assignment>/autograde-error.txt, and the rest of the class is graded as usual.
 grade: $(STAMP) assignments
-	@ls -d submitted/*/*/ >/dev/null 2>&1 || { echo "nothing to grade: put submissions in submitted/<student>/<assignment>/"; exit 1; }
-	for a in $(ASSIGNMENTS); do \
-	  ls -d submitted/*/"$$a"/ >/dev/null 2>&1 || continue; \
-	  COURSEKIT_FAST=$(GRADE_FAST) $(NBGRADER) autograde "$$a" $(if $(filter 1,$(FORCE)),--force,) || exit 1; \
-	  $(NBGRADER) generate_feedback "$$a" --force || exit 1; \
-	done
-	$(NBGRADER) export --to grades.csv
-	@echo "grades: $(CURDIR)/grades.csv, feedback: $(CURDIR)/feedback/<student>/<assignment>/"
+	COURSEKIT_FAST=$(GRADE_FAST) $(BIN)/python tools/grade.py $(ASSIGNMENTS)$(if $(filter 1,$(FORCE)), --force,)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"coursekit needs Python 3.11, found {sys.version.split()[0]} at {sys.executable}: install 3.11 or run make PYTHON=/path/to/python3.11"'

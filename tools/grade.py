@@ -1,0 +1,243 @@
+"""Autograde the submissions, write feedback and grades.csv: one broken submission costs only its own points.
+
+`make grade` runs this script from the course folder (the repository root, where nbgrader_config.py is):
+
+    .venv/bin/python tools/grade.py [--force] ASSIGNMENT...
+
+For each assignment with submissions in submitted/<student>/<assignment>/ it runs `nbgrader autograde`
+(all students in one batch, its log shown as it runs), then `nbgrader generate_feedback`; at the end
+`nbgrader export` writes grades.csv. nbgrader grades the rest of the batch when one submission fails, but
+then exits non-zero, deletes that submission's autograded folder and leaves no feedback: a notebook that
+kills its kernel (os._exit, a segfault, an out-of-memory kill) used to stop the whole class's grading.
+Here such a submission is recorded instead: its autograded points are set to 0 in the gradebook (what
+nbgrader does for a missing notebook), its reason is written to feedback/<student>/<assignment>/
+autograde-error.txt and printed at the end, and everyone else is graded, fed back and exported as usual.
+A failed submission has no autograded folder, so the next run tries it again (a resubmission, or the same
+crash, recorded again).
+
+Exit status 0 when every submission was graded or failed because of its own notebook (the kernel died,
+the file is not a notebook); 1 when a submission failed for another reason (it is still recorded, and the
+rest is still graded, but the cause may be the setup: read its autograde-error.txt), when nbgrader failed
+without naming a submission (then nothing is recorded or exported) or when there is nothing to grade;
+2 for a bad command line.
+The script needs only nbgrader, not coursekit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+BIN = Path(sys.executable).parent  # the venv's bin: nbgrader, and alembic, which nbgrader runs from PATH
+ERROR_FILE = "autograde-error.txt"  # written in feedback/<student>/<assignment>/ for a failed submission
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+# The exception at the end of nbgrader's traceback -> what happened and what to do, in words. These failures
+# come from the submitted notebook itself; any other one may come from the setup (see UNKNOWN_FAILURE).
+KNOWN_FAILURES = {
+    "DeadKernelError": (
+        "the Python kernel died while the grader ran the notebook: the code ended the Python process "
+        "(os._exit, or a crash such as a segmentation fault in a library) or used more memory than the "
+        "machine allows and was killed. Nothing after that point ran, so no test could be scored.",
+        "open {notebooks} (make lab) and run its cells in order: the cell that ends the kernel is the one "
+        "to fix.",
+    ),
+    "NotJSONError": (
+        "the file is not a readable notebook (not valid JSON): it may be truncated or damaged.",
+        "ask the student for the notebook again (a text editor shows what is wrong with {notebooks}).",
+    ),
+}
+UNKNOWN_FAILURE = (
+    "nbgrader could not autograde it: {exception}. This failure is not one known to come from the "
+    "notebook itself, so check the setup too (the course kernel, the gradebook).",
+    "read nbgrader's error below; if the setup is at fault, fix it and run make grade again.",
+)
+
+
+@dataclass
+class Failure:
+    student: str
+    assignment: str
+    reason: str  # what happened, in words, for the instructor and the student
+    hint: str  # what to do; {notebooks} stands for the submitted notebooks
+    own_fault: bool  # True when the submission's own notebook caused it (a known failure)
+    log: str  # nbgrader's error lines for this submission
+
+
+def run(args: list[str], *, capture: bool = False) -> tuple[int, str]:
+    """Run ``nbgrader <args>``, showing its log as it runs; return its exit status and (if capture) its log."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    print(f"+ nbgrader {' '.join(args)}", flush=True)
+    proc = subprocess.Popen(
+        [str(BIN / "nbgrader"), *args], env=env, text=True, errors="replace",
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        if capture:
+            lines.append(ANSI.sub("", line.rstrip("\n")))
+    sys.stdout.flush()
+    return proc.wait(), "\n".join(lines)
+
+
+def course_directory():
+    """nbgrader's CourseDirectory, configured exactly as the nbgrader commands configure it."""
+    from nbgrader.apps.baseapp import NbGrader
+
+    app = NbGrader()
+    app.initialize([])
+    return app.coursedir
+
+
+def submissions(coursedir, assignment: str) -> list[str]:
+    """The students with a notebook in submitted/<student>/<assignment>/ (the ones nbgrader autogrades)."""
+    excluded = set(filter(None, coursedir.student_id_exclude.split(",")))
+    students = []
+    top = Path(coursedir.root) / coursedir.submitted_directory
+    for student in sorted(p.name for p in top.iterdir()) if top.is_dir() else []:
+        path = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+        if student.startswith(".") or student in excluded or not path.is_dir():
+            continue
+        if any(path.glob("*.ipynb")):
+            students.append(student)
+        else:
+            print(f"WARNING: {path} holds no notebook: not graded and not in grades.csv; "
+                  f"put the student's notebook there as {assignment}.ipynb", flush=True)
+    return students
+
+
+def failure_from_log(log: str, coursedir, student: str, assignment: str) -> Failure:
+    """What nbgrader's log says about the failed submission of ``student``."""
+    path = os.path.normpath(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+    lines = log.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.endswith(f"error processing assignment: {path}")), None)
+    block = []
+    if start is not None:  # the record after it is the traceback; its lines are indented
+        for line in lines[start + 1:]:
+            if line.startswith("[") and block:
+                break
+            block.append(line)
+    exception = next((line.strip() for line in reversed(block) if line.strip()), "")
+    for name, (reason, hint) in KNOWN_FAILURES.items():
+        if name in exception:
+            return Failure(student, assignment, reason, hint, True, "\n".join(block))
+    reason, hint = UNKNOWN_FAILURE
+    reason = reason.format(exception=exception or "no error message found in its log")
+    return Failure(student, assignment, reason, hint, False, "\n".join(block))
+
+
+def zero_autograded_points(coursedir, failure: Failure) -> None:
+    """Give every cell of the failed submission 0 autograded points, as nbgrader does for a missing notebook.
+
+    The first autograde of a crashing notebook leaves the scores empty (they sum to 0), but a forced regrade
+    would keep the scores of the version graded before; manual scores are left alone.
+    """
+    from nbgrader.api import Gradebook
+
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        for notebook in gb.find_submission(failure.assignment, failure.student).notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = 0
+                grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def error_file(coursedir, student: str, assignment: str) -> Path:
+    return Path(coursedir.format_path(coursedir.feedback_directory, student, assignment)) / ERROR_FILE
+
+
+def write_error_file(coursedir, failure: Failure) -> Path:
+    """feedback/<student>/<assignment>/autograde-error.txt: the reason, what to do, nbgrader's error lines.
+
+    The feedback of an earlier version of the submission is removed: it would show that version's points.
+    """
+    folder = Path(coursedir.format_path(coursedir.submitted_directory, failure.student, failure.assignment))
+    notebooks = ", ".join(str(p.relative_to(coursedir.root)) for p in sorted(folder.glob("*.ipynb")))
+    path = error_file(coursedir, failure.student, failure.assignment)
+    shutil.rmtree(path.parent, ignore_errors=True)
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        f"Assignment {failure.assignment}, student {failure.student}: NOT AUTOGRADED, 0 autograded points.\n\n"
+        f"Why: {failure.reason}\n\n"
+        f"What to do: {failure.hint.format(notebooks=notebooks)} A new submission is graded as usual: "
+        "`make grade` tries every submission that has no autograded folder again on each run.\n\n"
+        f"For the instructor, nbgrader's error for this submission:\n{failure.log}\n"
+    )
+    return path
+
+
+def grade(assignments: list[str], force: bool) -> int:
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader's Gradebook runs alembic
+    coursedir = course_directory()
+    graded = {a: students for a in assignments if (students := submissions(coursedir, a))}
+    if not graded:
+        print(f"nothing to grade: put submissions in {coursedir.submitted_directory}/<student>/<assignment>/ "
+              f"(assignments: {', '.join(assignments)})")
+        return 1
+    failures = []
+    for assignment, students in graded.items():
+        status, log = run(["autograde", assignment, *(["--force"] if force else [])], capture=True)
+        failed = [s for s in students
+                  if not os.path.isdir(coursedir.format_path(coursedir.autograded_directory, s, assignment))]
+        named = set(re.findall(rf"error processing assignment '{re.escape(assignment)}' for student '(.+)'", log))
+        unexplained = sorted(set(failed) - named)  # not autograded, and nbgrader reported no error for them
+        if unexplained or (status != 0 and not failed):
+            what = f"left {', '.join(unexplained)} unscored without an error" if unexplained else "named no submission"
+            print(f"\nERROR: nbgrader autograde {assignment} exited with {status} and {what}: the cause is the "
+                  "setup, not one student. Read the log above, fix it and run make grade again; nothing was "
+                  "recorded or exported.")
+            return 1
+        for student in failed:
+            failures.append(failure_from_log(log, coursedir, student, assignment))
+            zero_autograded_points(coursedir, failures[-1])
+        autograded = os.path.join(coursedir.format_path(coursedir.autograded_directory, "*", assignment), "*.ipynb")
+        if not glob.glob(autograded):  # nbgrader fails when there is nothing to give feedback on
+            continue
+        status, _ = run(["generate_feedback", assignment, "--force"])
+        if status != 0:
+            print(f"\nERROR: nbgrader generate_feedback {assignment} exited with {status}: see the log above.")
+            return 1
+    status, _ = run(["export", "--to", "grades.csv"])
+    if status != 0:
+        print(f"\nERROR: nbgrader export exited with {status}: see the log above; grades.csv is not up to date.")
+        return 1
+
+    failed = {(f.student, f.assignment) for f in failures}
+    for assignment, students in graded.items():
+        for student in students:
+            if (student, assignment) not in failed:  # graded now: an error file of an earlier run is stale
+                error_file(coursedir, student, assignment).unlink(missing_ok=True)
+    print(f"\ngrades: {Path(coursedir.root) / 'grades.csv'}, "
+          f"feedback: {Path(coursedir.root) / coursedir.feedback_directory}/<student>/<assignment>/")
+    if failures:
+        print(f"\nNOT AUTOGRADED: {len(failures)} submission(s) have 0 autograded points in grades.csv; "
+              "the other submissions were graded as usual:")
+    for failure in failures:
+        path = write_error_file(coursedir, failure)
+        print(f"  {failure.student}/{failure.assignment}: {failure.reason}\n"
+              f"    details: {path.relative_to(coursedir.root)}")
+    setup = [f"{f.student}/{f.assignment}" for f in failures if not f.own_fault]
+    if setup:
+        print(f"\nERROR: {', '.join(setup)} failed for a reason not known to come from the notebook itself: "
+              "check the setup, fix it and run make grade again (exit status 1 until then).")
+    return 1 if setup else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("assignments", nargs="+", metavar="ASSIGNMENT", help="assignment names (folders of solutions/)")
+    parser.add_argument("--force", action="store_true", help="autograde again the submissions autograded before")
+    args = parser.parse_args(argv)
+    return grade(args.assignments, args.force)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
