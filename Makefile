@@ -14,11 +14,11 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --port=$(PORT) $(AS_ROOT) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons
 
 test: $(STAMP)
-	$(BIN)/ruff check coursekit tests bench
+	$(BIN)/ruff check coursekit tests bench tools
 	COURSEKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check coursekit tests bench
+	$(BIN)/ruff check coursekit tests bench tools
 
 doctor: $(STAMP)
 	$(BIN)/python -m coursekit doctor
