@@ -120,7 +120,20 @@ def report() -> tuple[list[str], list[str]]:
             problems.append(f"{source.name} not found: {source.fix}")
     lines += _generated_lines(problems)
     lines += _checkpoint_lines(problems)
+    lines += _run_lines()
     return lines, problems
+
+
+def _run_lines() -> list[str]:
+    """The student's own runs (``python -m coursekit train NAME``), which lessons load instead of the shipped files."""
+    from coursekit.recipes.registry import runs_dir  # imports torch; kept out of the module's import time
+
+    runs = sorted(runs_dir().glob("*.pt")) if runs_dir().is_dir() else []
+    if not runs:
+        return ["your own runs: none (lessons load the shipped checkpoints)"]
+    return ["your own runs (lessons load these instead of the shipped checkpoints; delete one to go back):"] + [
+        f"  {path.stem}: {path}" for path in runs
+    ]
 
 
 def _checkpoint_lines(problems: list[str]) -> list[str]:

@@ -329,3 +329,14 @@ def test_a_data_folder_that_cannot_be_created_is_reported_even_as_root(monkeypat
         f"data folder {data} cannot be created (/proc is not writable), so the datasets cannot be built: "
         "set COURSEKIT_DATA to a folder you can write to."
     ]
+
+
+def test_doctor_lists_the_students_own_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_DATA", str(tmp_path))
+    lines, _ = doctor.report()
+    assert "your own runs: none (lessons load the shipped checkpoints)" in lines
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "vae_mnist_conv.pt").write_bytes(b"x")
+    lines, problems = doctor.report()
+    start = lines.index("your own runs (lessons load these instead of the shipped checkpoints; delete one to go back):")
+    assert lines[start + 1] == f"  vae_mnist_conv: {tmp_path / 'runs' / 'vae_mnist_conv.pt'}"
