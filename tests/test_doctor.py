@@ -307,12 +307,15 @@ def test_a_read_only_data_folder_is_reported(monkeypatch, open_tmp, capsys):
     data.chmod(0o555)
     writable.mkdir()
     writable.chmod(0o777)
-    with without_root_privileges():
-        monkeypatch.setenv("COURSEKIT_DATA", str(writable))
-        assert doctor.report()[1] == []  # the check itself passes where this user can write
-        monkeypatch.setenv("COURSEKIT_DATA", str(data))
-        problems = doctor.report()[1]
-        code = doctor.run()
+    with without_root_privileges():  # only the check itself runs as nobody: the checkout may be private to root
+        seen_by_nobody = {folder: doctor.writable(folder) for folder in (writable, data)}
+    assert seen_by_nobody == {writable: True, data: False}
+    monkeypatch.setattr(doctor, "writable", seen_by_nobody.__getitem__)  # the rest of the report as root
+    monkeypatch.setenv("COURSEKIT_DATA", str(writable))
+    assert doctor.report()[1] == []
+    monkeypatch.setenv("COURSEKIT_DATA", str(data))
+    problems = doctor.report()[1]
+    code = doctor.run()
     assert problems == [
         f"data folder {data} is not writable, so the datasets cannot be built there: "
         f"make it writable (`chmod u+w {data}`) or set COURSEKIT_DATA to a folder you can write to."
