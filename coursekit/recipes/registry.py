@@ -151,5 +151,5 @@ def load_or_train(
         return load_checkpoint(own, build, map_location)
     model, checkpoint = load_pretrained(name, build, map_location)
     if verbose:
-        print(f"{name}: the shipped checkpoint (rebuild it yourself with TRAIN_FROM_SCRATCH = True)")
+        print(f"{name}: the shipped checkpoint (`python -m coursekit train {name}` trains your own)")
     return model, checkpoint
