@@ -316,3 +316,61 @@ def calibrated_threshold(pos_weight: float) -> float:
     if isinstance(pos_weight, bool) or not isinstance(pos_weight, numbers.Real) or not 0 < pos_weight < math.inf:
         raise ValueError(f"pos_weight={pos_weight!r} must be a positive number (1.0 for plain BCE).")
     return float(pos_weight) / (1.0 + float(pos_weight))
+
+
+# ----------------------------------------------------------------------------- MMD (lesson 05)
+WAE_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # the kernel widths the WAE paper's code sums over
+
+
+def mmd_imq(
+    z: torch.Tensor,
+    prior: torch.Tensor | None = None,
+    scales: tuple[float, ...] = WAE_SCALES,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Unbiased estimate of MMD² between codes ``z`` and the prior N(0, I), inverse multiquadric kernel.
+
+    The Wasserstein autoencoder's regulariser (Tolstikhin et al., 2018): instead of pulling each
+    posterior towards the prior (the KL of a VAE), it pulls the *distribution* of all codes
+    towards it. With ``k(x, y) = C / (C + ||x - y||^2)`` and ``C = 2 d s`` for prior variance 1
+    (``d`` the code size), summed over the widths ``s`` in ``scales``::
+
+        MMD^2 = mean_{i != j} k(z_i, z_j) + mean_{i != j} k(p_i, p_j) - 2 mean_{i, j} k(z_i, p_j)
+
+    The inverse multiquadric kernel has heavier tails than a Gaussian (RBF) kernel, so codes far
+    from the prior still get a gradient; the WAE paper found it the more reliable of the two.
+    The estimate is unbiased: zero in expectation when ``z`` comes from the prior (one draw can be
+    slightly negative).
+
+    Args:
+        z: Tensor [n, d] of codes (n >= 2); for frame-wise latents ``[batch, d, frames]`` pass
+            ``z.transpose(1, 2).reshape(-1, d)``.
+        prior: Tensor [m, d] of prior samples (m >= 2); default ``n`` fresh draws from N(0, I).
+        scales: kernel widths ``s``, each > 0.
+        generator: for the default prior draws.
+
+    Returns:
+        Tensor [], differentiable with respect to ``z``.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    _check_tensor(z, "z")
+    if z.dim() != 2 or len(z) < 2:
+        raise ValueError(f"z has shape {list(z.shape)}; expected [n >= 2, d] (flatten frames into rows first).")
+    if prior is None:
+        prior = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+    _check_tensor(prior, "prior")
+    if prior.dim() != 2 or len(prior) < 2 or prior.shape[1] != z.shape[1]:
+        raise ValueError(f"prior has shape {list(prior.shape)}; expected [m >= 2, {z.shape[1]}] like z.")
+    if not scales or any(not s > 0 for s in scales):
+        raise ValueError(f"scales={scales!r}: give one or more positive kernel widths, e.g. {WAE_SCALES}.")
+    n, m, d = len(z), len(prior), z.shape[1]
+    pairs = {"zz": (z, z), "pp": (prior, prior), "zp": (z, prior)}
+    distances = {key: torch.cdist(a, b).pow(2) for key, (a, b) in pairs.items()}  # squared Euclidean
+    total = z.new_zeros(())
+    for s in scales:
+        c = 2.0 * d * s
+        k = {key: c / (c + value) for key, value in distances.items()}
+        total = total + (k["zz"].sum() - k["zz"].diagonal().sum()) / (n * (n - 1))
+        total = total + (k["pp"].sum() - k["pp"].diagonal().sum()) / (m * (m - 1)) - 2.0 * k["zp"].mean()
+    return total
