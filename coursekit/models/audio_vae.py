@@ -1,0 +1,191 @@
+"""A fully convolutional VAE on raw audio (source 004, section 3): 128 samples become one latent frame.
+
+Lesson 03's naive waveform VAEs compressed a whole window into one vector and scored samples with
+squared error, and played silence or noise. This one keeps time: strided convolutions shrink the
+waveform by ``prod(strides)`` (128 by default: 16 kHz -> 125 latent frames per second), each
+latent frame holds ``latent_channels`` numbers, and transposed convolutions grow it back. It is
+trained with the multi-resolution spectral distance (magnitudes only, so phase is free) plus a
+regulariser on the latents (KL for a VAE, MMD for a Wasserstein autoencoder).
+
+Shapes (default settings)::
+
+    x       [batch, 1, samples]              samples divisible by 128
+    mu      [batch, 16, samples / 128]       also logvar
+    x_hat   [batch, 1, samples]              in (-1, 1)
+
+Encoder: a 7-tap convolution to ``channels[0]``, then per stage a residual block of dilated
+convolutions (dilations 1, 3, 9: it hears about 27 frames of its stage) and a strided convolution
+(kernel ``2 * stride``) to the stage's channels; a 3-tap convolution to ``2 * latent_channels``
+gives ``mu`` and ``logvar``. Decoder: the mirror image, with transposed convolutions, ending in
+``tanh``.
+
+Lesson: lessons/05_waveform_vae.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from coursekit.checks import check_whole
+from coursekit.config import as_config, config_from_dict
+from coursekit.models import reparameterize
+
+
+@dataclass
+class AudioVAEConfig:
+    """Everything that builds an :class:`AudioVAE`; stored beside the weights in checkpoints.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+
+    strides: tuple[int, ...] = (4, 4, 8)  # one downsampling stage each; their product is the compression (128)
+    channels: tuple[int, ...] = (32, 64, 128)  # channels after each stage
+    latent_channels: int = 16  # numbers per latent frame
+    dilations: tuple[int, ...] = (1, 3, 9)  # of the residual block of every stage
+
+    def __post_init__(self) -> None:
+        for name in ("strides", "channels", "dilations"):
+            values = getattr(self, name)
+            values = tuple(values) if isinstance(values, list | tuple) else values
+            setattr(self, name, values)
+            if not isinstance(values, tuple) or not values:
+                example = getattr(type(self), name)
+                raise ValueError(f"{name}={values!r}: give one or more whole numbers, e.g. {example}.")
+            for i, value in enumerate(values):
+                check_whole(value, f"{name}[{i}]")
+        if len(self.strides) != len(self.channels):
+            raise ValueError(
+                f"strides has {len(self.strides)} stages but channels has {len(self.channels)}: give one channel "
+                "count per stage."
+            )
+        check_whole(self.latent_channels, "latent_channels")
+
+    @property
+    def compression(self) -> int:
+        """Samples per latent frame: ``prod(strides)`` (128)."""
+        return math.prod(self.strides)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (tuples become lists), for checkpoints."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> AudioVAEConfig:
+        """The config :meth:`to_dict` wrote; raises ValueError naming unknown keys."""
+        return config_from_dict(cls, values)
+
+
+class ResidualBlock(nn.Module):
+    """``x + f(x)`` with ``f`` a chain of 3-tap dilated convolutions (LeakyReLU before each): length kept.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+
+    def __init__(self, channels: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for d in dilations:
+            layers += [nn.LeakyReLU(0.2), nn.Conv1d(channels, channels, 3, padding=d, dilation=d)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [batch, channels, frames]`` -> the same shape."""
+        return x + self.body(x)
+
+
+class AudioVAE(nn.Module):
+    """The fully convolutional waveform VAE (see the module docstring for the layers and shapes).
+
+    Example::
+
+        model = build_audio_vae()
+        x_hat, mu, logvar = model(x)            # x [b, 1, 16000] -> mu [b, 16, 125]
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+
+    def __init__(self, config: AudioVAEConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        widths = (c.channels[0], *c.channels)  # input width of each stage, then the last stage's output
+        encoder: list[nn.Module] = [nn.Conv1d(1, widths[0], 7, padding=3)]
+        for stride, c_in, c_out in zip(c.strides, widths[:-1], widths[1:], strict=True):
+            encoder += [ResidualBlock(c_in, c.dilations), nn.LeakyReLU(0.2), _down(c_in, c_out, stride)]
+        encoder += [nn.LeakyReLU(0.2), nn.Conv1d(widths[-1], 2 * c.latent_channels, 3, padding=1)]
+        self.encoder = nn.Sequential(*encoder)
+        decoder: list[nn.Module] = [nn.Conv1d(c.latent_channels, widths[-1], 3, padding=1)]
+        for stride, c_in, c_out in reversed(list(zip(c.strides, widths[:-1], widths[1:], strict=True))):
+            decoder += [nn.LeakyReLU(0.2), _up(c_out, c_in, stride), ResidualBlock(c_in, c.dilations)]
+        decoder += [nn.LeakyReLU(0.2), nn.Conv1d(widths[0], 1, 7, padding=3), nn.Tanh()]
+        self.decoder = nn.Sequential(*decoder)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior ``(mu, logvar)``, each ``[batch, latent_channels, samples / compression]``.
+
+        Raises:
+            ValueError: ``x`` is not ``[batch, 1, samples]`` with ``samples`` a multiple of the compression.
+
+        Lesson: lessons/05_waveform_vae.ipynb
+        """
+        _check_audio_batch(x, self.config.compression)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def reparameterize(
+        self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``z = mu + exp(logvar / 2) * eps`` frame by frame (:func:`coursekit.models.reparameterize`)."""
+        return reparameterize(mu, logvar, generator)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Audio ``[batch, 1, frames * compression]`` in (-1, 1) from latents ``[batch, latent_channels, frames]``.
+
+        Lesson: lessons/05_waveform_vae.ipynb
+        """
+        if z.dim() != 3 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(
+                f"z has shape {list(z.shape)}; expected [batch, {self.config.latent_channels}, frames]."
+            )
+        return self.decoder(z)
+
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_hat, mu, logvar)``: encode, draw one posterior sample per frame, decode."""
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar, generator)), mu, logvar
+
+
+def _down(c_in: int, c_out: int, stride: int) -> nn.Conv1d:
+    """A strided convolution that divides the length by exactly ``stride`` (kernel ``2 * stride``)."""
+    return nn.Conv1d(c_in, c_out, 2 * stride, stride=stride, padding=stride // 2 + stride % 2, bias=True)
+
+
+def _up(c_in: int, c_out: int, stride: int) -> nn.ConvTranspose1d:
+    """A transposed convolution that multiplies the length by exactly ``stride`` (kernel ``2 * stride``)."""
+    padding = stride // 2 + stride % 2
+    return nn.ConvTranspose1d(c_in, c_out, 2 * stride, stride=stride, padding=padding, output_padding=stride % 2)
+
+
+def _check_audio_batch(x: torch.Tensor, compression: int) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 3 or x.shape[1] != 1:
+        shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x has shape {shape}; expected float audio [batch, 1, samples] (x.view(batch, 1, -1)).")
+    if x.shape[-1] % compression:
+        fit = x.shape[-1] - x.shape[-1] % compression
+        raise ValueError(
+            f"x has {x.shape[-1]} samples, not a multiple of the compression {compression}: "
+            f"crop it to {fit} (coursekit.audio.trim_or_pad(x, {fit}))."
+        )
+
+
+def build_audio_vae(config: AudioVAEConfig | dict | None = None) -> AudioVAE:
+    """An :class:`AudioVAE` from a config or the dict a checkpoint stores (default: ``AudioVAEConfig()``).
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    return AudioVAE(as_config(AudioVAEConfig, config))

@@ -1,0 +1,94 @@
+"""coursekit.models.audio_vae: the fully convolutional waveform VAE of lesson 05 (shapes, exact compression,
+gradients, determinism, config round trip, clear errors)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from coursekit.models.audio_vae import AudioVAEConfig, build_audio_vae
+
+SMALL = AudioVAEConfig(strides=(2, 4), channels=(8, 16), latent_channels=4, dilations=(1, 3))
+
+
+@pytest.mark.parametrize(
+    ("config", "frames"),
+    [(AudioVAEConfig(), 3), (AudioVAEConfig(), 125), (SMALL, 1), (SMALL, 7),
+     (AudioVAEConfig(strides=(3, 5), channels=(8, 16), latent_channels=2), 5)],
+)  # fmt: skip
+def test_every_frame_holds_exactly_compression_samples(config, frames):
+    torch.manual_seed(0)
+    model = build_audio_vae(config)
+    x = 0.1 * torch.randn(2, 1, frames * config.compression)
+    x_hat, mu, logvar = model(x)
+    assert mu.shape == logvar.shape == (2, config.latent_channels, frames)
+    assert x_hat.shape == x.shape and float(x_hat.detach().abs().max()) < 1.0  # tanh output
+    assert model.decode(mu).shape == x.shape
+
+
+def test_default_compression_is_128_so_a_second_at_16_khz_is_125_frames():
+    config = AudioVAEConfig()
+    assert config.compression == 128
+    mu, _ = build_audio_vae(config).encode(torch.zeros(1, 1, 16000))
+    assert mu.shape == (1, 16, 125)
+
+
+def test_a_latent_frame_only_changes_the_audio_near_it():
+    """Fully convolutional: changing one latent frame changes the output only within a few frames of it."""
+    torch.manual_seed(0)
+    model = build_audio_vae(SMALL).eval()
+    z = torch.randn(1, 4, 40)
+    moved = z.clone()
+    moved[0, :, 20] += 3.0
+    with torch.no_grad():
+        diff = (model.decode(moved) - model.decode(z)).abs()[0, 0]
+    changed = torch.nonzero(diff > 1e-6).flatten()
+    assert 20 * 8 in changed.tolist()  # the frame's own samples change
+    assert changed.min() > 10 * 8 and changed.max() < 30 * 8  # ... and nothing far from it
+
+
+def test_gradients_reach_every_parameter_and_a_seed_fixes_the_draw():
+    torch.manual_seed(0)
+    model = build_audio_vae(SMALL)
+    x = 0.1 * torch.randn(3, 1, 8 * 16)
+    x_hat, mu, logvar = model(x, generator=torch.Generator().manual_seed(1))
+    ((x_hat - x) ** 2).mean().add(mu.pow(2).mean()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    again, _, _ = model(x, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again, x_hat)
+
+
+def test_config_round_trips_through_a_checkpoint_dict():
+    stored = json.loads(json.dumps(SMALL.to_dict()))
+    assert AudioVAEConfig.from_dict(stored) == SMALL
+    torch.manual_seed(0)
+    a = build_audio_vae(stored)
+    torch.manual_seed(0)
+    b = build_audio_vae(SMALL)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"strides": (4, 4), "channels": (8,)}, r"strides has 2 stages but channels has 1"),
+        ({"strides": ()}, r"strides=\(\): give one or more whole numbers"),
+        ({"latent_channels": 0}, r"latent_channels=0 must be a whole number >= 1"),
+        ({"dilations": (1, 0)}, r"dilations\[1\]=0 must be a whole number >= 1"),
+    ],
+)
+def test_bad_configs_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        AudioVAEConfig(**fields)
+
+
+def test_bad_inputs_name_the_fix():
+    model = build_audio_vae(SMALL)
+    with pytest.raises(ValueError, match=r"x has shape \[2, 128\]; expected float audio \[batch, 1, samples\]"):
+        model.encode(torch.zeros(2, 128))
+    with pytest.raises(ValueError, match=r"x has 130 samples, not a multiple of the compression 8: crop it to 128"):
+        model.encode(torch.zeros(1, 1, 130))
+    with pytest.raises(ValueError, match=r"z has shape \[1, 3, 5\]; expected \[batch, 4, frames\]"):
+        model.decode(torch.zeros(1, 3, 5))
