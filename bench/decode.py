@@ -1,0 +1,89 @@
+"""Decoding benchmark (issue 9): how many seconds of 16 kHz audio the lesson-05 waveform VAE decodes per second.
+
+Pinned to one CPU core and one torch thread, it times ``AudioVAE.decode`` (latents -> audio) and
+``AudioVAE.encode`` (audio -> posterior) at batch 1 and batch 16 on ``--seconds`` of audio per
+item, and one training step (forward, multi-resolution spectral distance, backward, Adam) at
+batch 16. Each is repeated ``--repeats`` times after one warm-up call; the table reports the best
+(minimum) time, since other work on the machine can only slow a run down, and lists every run.
+The real-time factor is audio seconds produced (or read) per wall-clock second.
+
+Usage:
+    python bench/decode.py [--seconds 1.0] [--repeats 5]
+
+The model is the default ``AudioVAEConfig()`` with random weights: speed does not depend on training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+from coursekit import audio
+from coursekit.models import parameter_count
+from coursekit.models.audio_vae import AudioVAEConfig, build_audio_vae
+
+SR = 16000
+
+
+def best_of(run: Callable[[], object], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``run`` after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="audio per batch item, seconds")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = AudioVAEConfig()
+    model = build_audio_vae(config)
+    frames = round(args.seconds * SR / config.compression)
+    samples = frames * config.compression
+    rows = []
+    with torch.inference_mode():
+        model.eval()
+        for batch in (1, 16):
+            z = torch.randn(batch, config.latent_channels, frames)
+            x = 0.1 * torch.randn(batch, 1, samples)
+            for stage, run in (("decode", lambda z=z: model.decode(z)), ("encode", lambda x=x: model.encode(x))):
+                times = best_of(run, args.repeats)
+                rows.append((f"{stage}, batch {batch}", batch * samples / SR, times))
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = 0.1 * torch.randn(16, 1, samples)
+
+    def step() -> None:
+        x_hat, mu, logvar = model(x)
+        loss = audio.multi_resolution_spectral_distance(x_hat, x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    rows.append(("training step, batch 16", 16 * samples / SR, best_of(step, args.repeats)))
+    print(f"AudioVAEConfig() {config.to_dict()}: {parameter_count(model):,} parameters, {args.seconds} s per item")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, pinned to core 0, "
+          f"1 torch thread; torch {torch.__version__}")
+    print("\n| stage | audio per call (s) | best (s) | all runs (s) | x real time |")
+    print("| --- | --- | --- | --- | --- |")
+    for stage, seconds, times in rows:
+        runs = ", ".join(f"{t:.3f}" for t in times)
+        print(f"| {stage} | {seconds:g} | {min(times):.3f} | {runs} | {seconds / min(times):,.0f}x |")
+
+
+if __name__ == "__main__":
+    main()
