@@ -222,26 +222,9 @@ def _check_device(path: Path, map_location: Any) -> None:
             f"map_location={map_location!r} is not a device name: use 'cpu', 'cuda', 'cuda:N' or 'mps', "
             "or map_location=coursekit.config.get_device() for the best device this machine has."
         ) from err
-    problem = _missing_device(device)
+    problem = course_config.missing_device(device)
     if problem:
         raise ValueError(_device_message(path, map_location, problem))
-
-
-def _missing_device(device: torch.device) -> str:
-    """Why this machine cannot hold tensors on ``device``, or "" when it can."""
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            return "this machine has no CUDA device (torch.cuda.is_available() is False)"
-        if device.index is not None and device.index >= count:
-            return f"this machine has {count} CUDA device{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1})"
-        return ""
-    if device.type == "mps":
-        available = torch.backends.mps.is_available()
-    else:  # xpu and other accelerators have a torch.<type>.is_available(); cpu and meta do not
-        backend = getattr(torch, device.type, None)
-        available = not callable(getattr(backend, "is_available", None)) or backend.is_available()
-    return "" if available else f"this machine has no {device.type.upper()} device"
 
 
 def _device_message(path: Path, map_location: Any, problem: str) -> str:

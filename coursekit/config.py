@@ -112,21 +112,37 @@ def _requested_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise ValueError(f"COURSEKIT_DEVICE={name!r} is not a device name: use cpu, cuda, cuda:N or mps.") from err
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if device.type not in available:
+    if device.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"COURSEKIT_DEVICE={name!r}: coursekit supports cpu, cuda and mps.")
-    if not available[device.type]:
+    problem = missing_device(device)
+    if problem:
         raise ValueError(
-            f"COURSEKIT_DEVICE={name!r} but this machine has no {device.type} device: "
-            "unset COURSEKIT_DEVICE to pick automatically, or set it to cpu."
+            f"COURSEKIT_DEVICE={name!r} but {problem}: unset COURSEKIT_DEVICE to pick automatically, or set it to cpu."
         )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"COURSEKIT_DEVICE={name!r} but only {torch.cuda.device_count()} cuda device(s) exist.")
     return device
+
+
+def missing_device(device: torch.device) -> str:
+    """Why this machine cannot hold tensors on ``device``, or "" when it can.
+
+    Example: ``missing_device(torch.device("cuda"))`` on a laptop without a GPU is
+    ``"this machine has no CUDA device (torch.cuda.is_available() is False)"``.
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            return "this machine has no CUDA device (torch.cuda.is_available() is False)"
+        if device.index is not None and device.index >= count:
+            return f"this machine has {count} CUDA device{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1})"
+        return ""
+    if device.type == "mps":
+        available = torch.backends.mps.is_available()
+    else:  # xpu and other accelerators have a torch.<type>.is_available(); cpu and meta do not
+        backend = getattr(torch, device.type, None)
+        available = not callable(getattr(backend, "is_available", None)) or backend.is_available()
+    return "" if available else f"this machine has no {device.type.upper()} device"
 
 
 def seed_everything(seed: int) -> torch.Generator:
