@@ -35,6 +35,7 @@ LAYERS = {  # module (or package) prefix -> (layer number, layer name)
     "coursekit.recipes": (5, "training"),
     "coursekit.plot": (6, "show"),
     "coursekit.widgets": (6, "show"),
+    "coursekit.interpolation": (6, "show"),
     "coursekit.doctor": (7, "command line"),
     "coursekit.__main__": (7, "command line"),
     "coursekit": (0, "runtime"),  # the package's own __init__

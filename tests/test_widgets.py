@@ -1,4 +1,4 @@
-"""coursekit.widgets: interpolation against known values, and the widgets driven without a browser."""
+"""coursekit.interpolation against known values, and coursekit.widgets driven without a browser."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from coursekit import widgets
+from coursekit import interpolation, widgets
 from coursekit.models.vae import VAEConfig, build_vae
 
 SR = 16000
@@ -43,76 +43,76 @@ def grey(z0_plus_z1: float) -> int:
 # ----------------------------------------------------------------------------- lerp and slerp
 def test_lerp_known_values_and_many_positions():
     z_a, z_b = torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0])
-    torch.testing.assert_close(widgets.lerp(z_a, z_b, 0.25), torch.tensor([1.0, 1.0]))
-    path = widgets.lerp(z_a, z_b, torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(interpolation.lerp(z_a, z_b, 0.25), torch.tensor([1.0, 1.0]))
+    path = interpolation.lerp(z_a, z_b, torch.tensor([0.0, 0.5, 1.0]))
     torch.testing.assert_close(path, torch.stack([z_a, torch.tensor([2.0, 0.0]), z_b]))
 
 
 def test_slerp_hits_both_ends(rng):
     z_a, z_b = torch.randn(8, generator=rng), torch.randn(8, generator=rng)
-    torch.testing.assert_close(widgets.slerp(z_a, z_b, 0.0), z_a)
-    torch.testing.assert_close(widgets.slerp(z_a, z_b, 1.0), z_b)
+    torch.testing.assert_close(interpolation.slerp(z_a, z_b, 0.0), z_a)
+    torch.testing.assert_close(interpolation.slerp(z_a, z_b, 1.0), z_b)
 
 
 def test_slerp_of_orthogonal_unit_vectors_is_the_quarter_circle():
     e0, e1 = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
-    torch.testing.assert_close(widgets.slerp(e0, e1, 0.5), torch.tensor([1.0, 1.0, 0.0]) / math.sqrt(2))
+    torch.testing.assert_close(interpolation.slerp(e0, e1, 0.5), torch.tensor([1.0, 1.0, 0.0]) / math.sqrt(2))
     angle = math.pi / 2 * 0.3
-    torch.testing.assert_close(widgets.slerp(e0, e1, 0.3), torch.tensor([math.cos(angle), math.sin(angle), 0.0]))
+    torch.testing.assert_close(interpolation.slerp(e0, e1, 0.3), torch.tensor([math.cos(angle), math.sin(angle), 0.0]))
 
 
 def test_slerp_stays_on_the_sphere_at_constant_angular_speed(rng):
     z_a, z_b = torch.randn(16, generator=rng, dtype=torch.float64), torch.randn(16, generator=rng, dtype=torch.float64)
     z_a, z_b = z_a / z_a.norm(), z_b / z_b.norm()
     t = torch.linspace(0, 1, 11, dtype=torch.float64)
-    path = widgets.slerp(z_a, z_b, t)
+    path = interpolation.slerp(z_a, z_b, t)
     assert path.shape == (11, 16)
     torch.testing.assert_close(path.norm(dim=-1), torch.ones(11, dtype=torch.float64))
     omega = torch.arccos(z_a @ z_b)
     torch.testing.assert_close(torch.arccos((path @ z_a).clamp(-1, 1)), t * omega)
-    assert (widgets.lerp(z_a, z_b, 0.5).norm() < 0.99).item()  # the straight line cuts inside the sphere
+    assert (interpolation.lerp(z_a, z_b, 0.5).norm() < 0.99).item()  # the straight line cuts inside the sphere
 
 
 def test_slerp_keeps_equal_norms(rng):
     z_a, z_b = torch.randn(2, 10, generator=rng)
     z_a, z_b = 3 * z_a / z_a.norm(), 3 * z_b / z_b.norm()
-    path = widgets.slerp(z_a, z_b, torch.rand(5, generator=rng))
+    path = interpolation.slerp(z_a, z_b, torch.rand(5, generator=rng))
     torch.testing.assert_close(path.norm(dim=-1), torch.full((5,), 3.0))
 
 
 def test_slerp_of_parallel_vectors_is_linear():
     z_a = torch.tensor([1.0, -2.0, 0.5])
     for t in (0.0, 0.3, 1.0):
-        result = widgets.slerp(z_a, 2.5 * z_a, t)
+        result = interpolation.slerp(z_a, 2.5 * z_a, t)
         assert torch.isfinite(result).all()
-        torch.testing.assert_close(result, widgets.lerp(z_a, 2.5 * z_a, t))
+        torch.testing.assert_close(result, interpolation.lerp(z_a, 2.5 * z_a, t))
 
 
 def test_slerp_works_row_by_row_and_near_parallel_in_float32(rng):
     z_a, z_b = torch.randn(3, 4, generator=rng), torch.randn(3, 4, generator=rng)
-    rows = torch.stack([widgets.slerp(a, b, 0.4) for a, b in zip(z_a, z_b, strict=True)])
-    torch.testing.assert_close(widgets.slerp(z_a, z_b, 0.4), rows)
+    rows = torch.stack([interpolation.slerp(a, b, 0.4) for a, b in zip(z_a, z_b, strict=True)])
+    torch.testing.assert_close(interpolation.slerp(z_a, z_b, 0.4), rows)
     nearly = z_a[0] + 1e-6 * torch.randn(4, generator=rng)
-    torch.testing.assert_close(widgets.slerp(z_a[0], nearly, 0.5), widgets.lerp(z_a[0], nearly, 0.5))
+    torch.testing.assert_close(interpolation.slerp(z_a[0], nearly, 0.5), interpolation.lerp(z_a[0], nearly, 0.5))
 
 
 def test_slerp_refuses_opposite_and_zero_vectors():
     z = torch.tensor([1.0, 2.0])
     with pytest.raises(ValueError, match="opposite directions.*mode='linear'"):
-        widgets.slerp(z, -z, 0.5)
+        interpolation.slerp(z, -z, 0.5)
     with pytest.raises(ValueError, match="zero vector.*mode='linear'"):
-        widgets.slerp(z, torch.zeros(2), 0.5)
+        interpolation.slerp(z, torch.zeros(2), 0.5)
 
 
 def test_interpolation_input_errors():
     with pytest.raises(ValueError, match=r"z_a has shape \[3\] but z_b has \[4\]"):
-        widgets.lerp(torch.zeros(3), torch.zeros(4), 0.5)
+        interpolation.lerp(torch.zeros(3), torch.zeros(4), 0.5)
     with pytest.raises(TypeError, match="z_b must be a float torch.Tensor"):
-        widgets.slerp(torch.ones(3), [1.0, 2.0, 3.0], 0.5)
+        interpolation.slerp(torch.ones(3), [1.0, 2.0, 3.0], 0.5)
     with pytest.raises(ValueError, match="mode='cubic'"):
-        widgets.interpolate(torch.ones(3), torch.ones(3), 0.5, mode="cubic")
+        interpolation.interpolate(torch.ones(3), torch.ones(3), 0.5, mode="cubic")
     with pytest.raises(ValueError, match=r"t has shape \[2, 2\]"):
-        widgets.lerp(torch.ones(3), torch.ones(3), torch.zeros(2, 2))
+        interpolation.lerp(torch.ones(3), torch.ones(3), torch.zeros(2, 2))
 
 
 # ----------------------------------------------------------------------------- latent_explorer
@@ -227,7 +227,7 @@ def test_interpolation_slider_renders_the_path(mode):
     assert slider.slider.value == 0.0 and slider.slider.step == 0.25
     torch.testing.assert_close(render.calls[-1], z_a[None])
     slider.slider.value = 0.75
-    expected = widgets.interpolate(z_a, z_b, 0.75, mode)
+    expected = interpolation.interpolate(z_a, z_b, 0.75, mode)
     torch.testing.assert_close(render.calls[-1], expected[None])
     assert np.all(png_pixels(slider.image.value) == grey(float(expected[0] + expected[1])))
     slider.slider.value = 1.0
