@@ -8,6 +8,7 @@ Lesson: lessons/01_audio_representations.ipynb
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -85,6 +86,62 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.
         raise ValueError(f"threshold={threshold} must be >= 0 (Burda et al. use 0.01).")
     variances = mu.detach().var(dim=0, correction=0)
     return int((variances > threshold).sum()), variances
+
+
+# ----------------------------------------------------------------------------- the referee of lesson 05
+REFEREE_FFTS = (1024, 512, 256, 128)  # the issue's auraloss referee: windows, hops a quarter of each
+
+
+def referee_distance() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The independent judge of waveform reconstructions: ``auraloss.freq.MultiResolutionSTFTLoss``
+    with windows 1024, 512, 256 and 128 samples (hops a quarter), called as ``referee(y, x)`` on
+    ``[batch, 1, samples]`` and returning a Tensor [] (lower is closer).
+
+    It is a different implementation, and a different sum (spectral convergence plus log
+    magnitude), from the loss the models train on, so a model cannot win by fitting the judge's
+    quirks.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    import auraloss  # imported here: only lesson 05 and its benchmarks need it
+
+    sizes = list(REFEREE_FFTS)
+    return auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=sizes, hop_sizes=[n // 4 for n in sizes],
+                                                 win_lengths=sizes)  # fmt: skip
+
+
+@torch.no_grad()
+def random_other_ratio(
+    reconstructions: torch.Tensor,
+    clips: torch.Tensor,
+    distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+) -> float:
+    """How close reconstructions are, as a fraction of how far apart two unrelated clips are.
+
+    ``mean_i d(recon_i, clip_i) / mean_i d(clip_j(i), clip_i)``, where ``j(i)`` is a random other
+    clip (a permutation fixed by ``seed``, never ``i`` itself) and ``d`` is ``distance``
+    (default :func:`referee_distance`), each pair measured on its own. 0 is a perfect copy; 1 is
+    as far as a random other clip of the same set; silence scores above 1. The ratio does not
+    depend on the loudness or kind of the material, so notes and loops can be compared.
+
+    Args:
+        reconstructions, clips: Tensor [n, 1, samples], n >= 2, matched by index.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    if reconstructions.shape != clips.shape or clips.dim() != 3 or len(clips) < 2:
+        raise ValueError(
+            f"reconstructions {list(reconstructions.shape)} and clips {list(clips.shape)} must have one shape "
+            "[n >= 2, 1, samples]."
+        )
+    distance = referee_distance() if distance is None else distance
+    n = len(clips)
+    others = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    others = torch.where(others == torch.arange(n), (others + 1) % n, others)
+    to_recon = torch.stack([distance(reconstructions[i : i + 1], clips[i : i + 1]) for i in range(n)]).mean()
+    to_other = torch.stack([distance(clips[j : j + 1], clips[i : i + 1]) for i, j in enumerate(others.tolist())])
+    return float(to_recon / to_other.mean())
 
 
 # ----------------------------------------------------------------------------- F1 of 0/1 rolls (lesson 07)

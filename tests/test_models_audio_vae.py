@@ -8,15 +8,16 @@ import json
 import pytest
 import torch
 
-from coursekit.models.audio_vae import AudioVAEConfig, build_audio_vae
+from coursekit.models.audio_vae import AudioVAEConfig, AudioVAELoss, build_audio_vae
 
-SMALL = AudioVAEConfig(strides=(2, 4), channels=(8, 16), latent_channels=4, dilations=(1, 3))
+SMALL = AudioVAEConfig(bands=1, strides=(2, 4), channels=(8, 16), latent_channels=4, dilations=(1, 3))
+BANDED = AudioVAEConfig(bands=4, strides=(2,), channels=(8,), latent_channels=2, dilations=(1,))
 
 
 @pytest.mark.parametrize(
     ("config", "frames"),
     [(AudioVAEConfig(), 3), (AudioVAEConfig(), 125), (SMALL, 1), (SMALL, 7),
-     (AudioVAEConfig(strides=(3, 5), channels=(8, 16), latent_channels=2), 5)],
+     (AudioVAEConfig(bands=1, strides=(3, 5), channels=(8, 16), latent_channels=2), 5), (BANDED, 9)],
 )  # fmt: skip
 def test_every_frame_holds_exactly_compression_samples(config, frames):
     torch.manual_seed(0)
@@ -30,7 +31,7 @@ def test_every_frame_holds_exactly_compression_samples(config, frames):
 
 def test_default_compression_is_128_so_a_second_at_16_khz_is_125_frames():
     config = AudioVAEConfig()
-    assert config.compression == 128
+    assert config.compression == config.bands * 8 == 128  # 16 PQMF bands, then three stages of stride 2
     mu, _ = build_audio_vae(config).encode(torch.zeros(1, 1, 16000))
     assert mu.shape == (1, 16, 125)
 
@@ -77,6 +78,7 @@ def test_config_round_trips_through_a_checkpoint_dict():
         ({"strides": ()}, r"strides=\(\): give one or more whole numbers"),
         ({"latent_channels": 0}, r"latent_channels=0 must be a whole number >= 1"),
         ({"dilations": (1, 0)}, r"dilations\[1\]=0 must be a whole number >= 1"),
+        ({"bands": 0}, r"bands=0 must be a whole number >= 1"),
     ],
 )
 def test_bad_configs_are_refused(fields, message):
@@ -92,3 +94,55 @@ def test_bad_inputs_name_the_fix():
         model.encode(torch.zeros(1, 1, 130))
     with pytest.raises(ValueError, match=r"z has shape \[1, 3, 5\]; expected \[batch, 4, frames\]"):
         model.decode(torch.zeros(1, 3, 5))
+
+
+def test_the_filter_bank_model_sees_bands_and_gives_back_a_waveform():
+    """With bands > 1 the first layer reads the PQMF bands (bands channels at 1/bands of the rate)."""
+    model = build_audio_vae(BANDED)
+    assert model.encoder[0].in_channels == 4 and model.decoder[-1].out_channels == 4
+    assert model.pqmf is not None and "pqmf" not in "".join(model.state_dict())  # fixed filters are not saved
+    x = 0.1 * torch.randn(1, 1, 3 * BANDED.compression)
+    assert model(x)[0].shape == x.shape
+
+
+def test_the_loss_adds_the_warmed_up_regulariser_to_the_spectral_distance():
+    torch.manual_seed(0)
+    model = build_audio_vae(SMALL)
+    x = 0.3 * torch.randn(4, 1, 8 * 256)
+    loss = AudioVAELoss("kl", weight=0.5, warmup_steps=4, generator=torch.Generator().manual_seed(0))
+    weights = []
+    for _ in range(6):
+        parts = loss(model, {"audio": x})
+        weights.append(float(parts["weight"]))
+        torch.testing.assert_close(parts["loss"], parts["recon"] + parts["weight"] * parts["regulariser"])
+    assert weights == [0.0, 0.125, 0.25, 0.375, 0.5, 0.5]  # linear warm-up over 4 training calls
+    model.eval()
+    loss(model, x)
+    assert loss.steps == 6  # calls in eval mode do not advance the warm-up
+    mu, logvar = model.encode(x)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
+    torch.testing.assert_close(parts["regulariser"], kl.sum(dim=1).mean())  # nats per latent frame
+
+
+def test_the_wae_loss_decodes_the_mean_and_mse_is_the_waveform_error():
+    torch.manual_seed(0)
+    model = build_audio_vae(SMALL).eval()
+    x = 0.3 * torch.randn(2, 1, 8 * 32)
+    parts = AudioVAELoss("mmd", weight=1.0, reconstruction="mse", generator=torch.Generator().manual_seed(0))(model, x)
+    x_hat = model.decode(model.encode(x)[0])
+    torch.testing.assert_close(parts["recon"], (x_hat - x).pow(2).mean())
+    assert float(parts["regulariser"].detach()) > 0.0  # codes of an untrained encoder are not N(0, I)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"regulariser": "l2"}, r"regulariser='l2': choose one of \('kl', 'mmd'\)"),
+        ({"reconstruction": "l1"}, r"reconstruction='l1': choose one of \('spectral', 'mse'\)"),
+        ({"weight": -1.0}, r"weight=-1.0: the regulariser's weight must be a number >= 0"),
+        ({"warmup_steps": 1.5}, r"warmup_steps=1.5: give a whole number of steps >= 0"),
+    ],
+)
+def test_bad_loss_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AudioVAELoss(**kwargs)

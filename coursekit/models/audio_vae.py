@@ -30,8 +30,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from coursekit.audio.pqmf import PQMF
+from coursekit.audio.spectral import multi_resolution_spectral_distance
 from coursekit.checks import check_whole
 from coursekit.config import as_config, config_from_dict
+from coursekit.losses import kl_normal, mmd_imq
 from coursekit.models import reparameterize
 
 
@@ -42,8 +45,9 @@ class AudioVAEConfig:
     Lesson: lessons/05_waveform_vae.ipynb
     """
 
-    strides: tuple[int, ...] = (4, 4, 8)  # one downsampling stage each; their product is the compression (128)
-    channels: tuple[int, ...] = (32, 64, 128)  # channels after each stage
+    bands: int = 16  # PQMF bands the waveform is split into first (1: the network sees the waveform itself)
+    strides: tuple[int, ...] = (2, 2, 2)  # one downsampling stage each; bands * their product is the compression
+    channels: tuple[int, ...] = (64, 128, 256)  # channels after each stage
     latent_channels: int = 16  # numbers per latent frame
     dilations: tuple[int, ...] = (1, 3, 9)  # of the residual block of every stage
 
@@ -63,11 +67,12 @@ class AudioVAEConfig:
                 "count per stage."
             )
         check_whole(self.latent_channels, "latent_channels")
+        check_whole(self.bands, "bands")
 
     @property
     def compression(self) -> int:
-        """Samples per latent frame: ``prod(strides)`` (128)."""
-        return math.prod(self.strides)
+        """Samples per latent frame: ``bands * prod(strides)`` (128)."""
+        return self.bands * math.prod(self.strides)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (tuples become lists), for checkpoints."""
@@ -112,7 +117,8 @@ class AudioVAE(nn.Module):
         super().__init__()
         self.config = c = config
         widths = (c.channels[0], *c.channels)  # input width of each stage, then the last stage's output
-        encoder: list[nn.Module] = [nn.Conv1d(1, widths[0], 7, padding=3)]
+        self.pqmf = PQMF(c.bands) if c.bands > 1 else None
+        encoder: list[nn.Module] = [nn.Conv1d(c.bands, widths[0], 7, padding=3)]
         for stride, c_in, c_out in zip(c.strides, widths[:-1], widths[1:], strict=True):
             encoder += [ResidualBlock(c_in, c.dilations), nn.LeakyReLU(0.2), _down(c_in, c_out, stride)]
         encoder += [nn.LeakyReLU(0.2), nn.Conv1d(widths[-1], 2 * c.latent_channels, 3, padding=1)]
@@ -120,7 +126,7 @@ class AudioVAE(nn.Module):
         decoder: list[nn.Module] = [nn.Conv1d(c.latent_channels, widths[-1], 3, padding=1)]
         for stride, c_in, c_out in reversed(list(zip(c.strides, widths[:-1], widths[1:], strict=True))):
             decoder += [nn.LeakyReLU(0.2), _up(c_out, c_in, stride), ResidualBlock(c_in, c.dilations)]
-        decoder += [nn.LeakyReLU(0.2), nn.Conv1d(widths[0], 1, 7, padding=3), nn.Tanh()]
+        decoder += [nn.LeakyReLU(0.2), nn.Conv1d(widths[0], c.bands, 7, padding=3)]
         self.decoder = nn.Sequential(*decoder)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,6 +138,8 @@ class AudioVAE(nn.Module):
         Lesson: lessons/05_waveform_vae.ipynb
         """
         _check_audio_batch(x, self.config.compression)
+        if self.pqmf is not None:
+            x = self.pqmf.analysis(x)
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
 
@@ -150,7 +158,10 @@ class AudioVAE(nn.Module):
             raise ValueError(
                 f"z has shape {list(z.shape)}; expected [batch, {self.config.latent_channels}, frames]."
             )
-        return self.decoder(z)
+        y = self.decoder(z)
+        if self.pqmf is not None:
+            y = self.pqmf.synthesis(y)
+        return torch.tanh(y)
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None
@@ -189,3 +200,78 @@ def build_audio_vae(config: AudioVAEConfig | dict | None = None) -> AudioVAE:
     Lesson: lessons/05_waveform_vae.ipynb
     """
     return AudioVAE(as_config(AudioVAEConfig, config))
+
+
+REGULARISERS = ("kl", "mmd")
+RECONSTRUCTIONS = ("spectral", "mse")
+
+
+class AudioVAELoss:
+    """The lesson-05 objective, in the form :func:`coursekit.train.fit` takes: ``loss(model, batch)``.
+
+    ``loss = reconstruction + weight(step) * regulariser``, where
+
+    - reconstruction is ``"spectral"``, the multi-resolution spectral distance of
+      :func:`coursekit.audio.multi_resolution_spectral_distance` (log magnitudes, phase ignored), or
+      ``"mse"``, the waveform's mean squared error (for comparison only);
+    - regulariser is ``"kl"`` (a VAE: the posterior sample is decoded, KL to N(0, 1) in nats per
+      latent frame, summed over channels) or ``"mmd"`` (a Wasserstein autoencoder: the posterior
+      mean is decoded and :func:`coursekit.losses.mmd_imq` compares ``mmd_frames`` of its frames,
+      drawn at random, with as many prior draws);
+    - ``weight(step)`` rises linearly from 0 to ``weight`` over ``warmup_steps`` training calls
+      (calls in eval mode do not count), so the autoencoder learns to reconstruct before the
+      regulariser pulls on its latents.
+
+    Returns ``{"loss", "recon", "regulariser", "weight"}``, each a Tensor [].
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+
+    def __init__(
+        self,
+        regulariser: str = "kl",
+        weight: float = 0.01,
+        warmup_steps: int = 0,
+        reconstruction: str = "spectral",
+        mmd_frames: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if regulariser not in REGULARISERS:
+            raise ValueError(f"regulariser={regulariser!r}: choose one of {REGULARISERS}.")
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(f"reconstruction={reconstruction!r}: choose one of {RECONSTRUCTIONS}.")
+        if not weight >= 0 or isinstance(weight, bool):
+            raise ValueError(f"weight={weight!r}: the regulariser's weight must be a number >= 0 (0 turns it off).")
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps={warmup_steps!r}: give a whole number of steps >= 0.")
+        check_whole(mmd_frames, "mmd_frames")
+        self.regulariser, self.weight, self.warmup_steps = regulariser, float(weight), warmup_steps
+        self.reconstruction, self.mmd_frames, self.generator = reconstruction, mmd_frames, generator
+        self.steps = 0
+
+    def current_weight(self) -> float:
+        """The regulariser's weight now: ``weight * min(1, steps / warmup_steps)``."""
+        if self.warmup_steps == 0:
+            return self.weight
+        return self.weight * min(1.0, self.steps / self.warmup_steps)
+
+    def __call__(self, model: AudioVAE, batch: dict | torch.Tensor) -> dict[str, torch.Tensor]:
+        x = batch["audio"] if isinstance(batch, dict) else batch
+        mu, logvar = model.encode(x)
+        if self.regulariser == "kl":
+            x_hat = model.decode(model.reparameterize(mu, logvar, self.generator))
+            regulariser = kl_normal(mu, logvar).sum(dim=1).mean()
+        else:
+            x_hat = model.decode(mu)
+            frames = mu.transpose(1, 2).reshape(-1, mu.shape[1])
+            chosen = torch.randperm(len(frames), generator=self.generator)[: self.mmd_frames]
+            regulariser = mmd_imq(frames[chosen], generator=self.generator)
+        if self.reconstruction == "spectral":
+            recon = multi_resolution_spectral_distance(x_hat, x)
+        else:
+            recon = (x_hat - x).pow(2).mean()
+        weight = self.current_weight()
+        if model.training:
+            self.steps += 1
+        return {"loss": recon + weight * regulariser, "recon": recon, "regulariser": regulariser,
+                "weight": torch.tensor(weight)}  # fmt: skip
