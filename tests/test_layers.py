@@ -24,6 +24,7 @@ LAYERS = {  # module (or package) prefix -> (layer number, layer name)
     "coursekit.audio": (1, "signal"),
     "coursekit.features": (1, "signal"),
     "coursekit.synth": (1, "signal"),
+    "coursekit.descriptors": (1, "signal"),
     "coursekit.data": (2, "data"),
     "coursekit.losses": (3, "objectives"),
     "coursekit.metrics": (3, "objectives"),
