@@ -91,6 +91,29 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return _per_example_mean(kl_normal(mu, logvar))
 
 
+def kl_gaussians(
+    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
+    """KL( N(mu_q, exp(logvar_q)) || N(mu_p, exp(logvar_p)) ) element by element, in nats.
+
+    ``0.5 * (logvar_p - logvar_q + (exp(logvar_q) + (mu_q - mu_p)**2) / exp(logvar_p) - 1)``: zero
+    exactly when the two Gaussians are equal; :func:`kl_normal` is the case ``mu_p = 0, logvar_p =
+    0``. Lesson 06 uses it to fit a model's prediction ``(mu_p, logvar_p)`` to another model's
+    posterior ``(mu_q, logvar_q)`` (source 004, section 4.2, objective 2).
+
+    Args:
+        mu_q, logvar_q, mu_p, logvar_p: Tensors of one shape.
+
+    Returns:
+        Tensor of that shape.
+
+    Lesson: lessons/06_latent_vae.ipynb
+    """
+    for value, name in ((logvar_q, "logvar_q"), (mu_p, "mu_p"), (logvar_p, "logvar_p")):
+        _check_same_shape(mu_q, "mu_q", value, name)
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1)
+
+
 # ----------------------------------------------------------------------------- likelihoods
 def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, logvar: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Negative log-likelihood of ``x`` under N(x_hat, exp(logvar)): summed per example, batch mean.

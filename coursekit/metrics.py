@@ -228,6 +228,49 @@ def pitch_error_cents(x: torch.Tensor | np.ndarray, sr: int, pitch: int, thresho
     return float(cents[voiced].median()) - 1200 * math.log2(440.0 * 2 ** ((pitch - 69) / 12) / 10.0)
 
 
+def pitch_kept(
+    originals: torch.Tensor, reconstructions: torch.Tensor, pitches: list[int], sr: int, tolerance: float = 50.0
+) -> dict[str, float | int]:
+    """How often a reconstruction keeps the pitch of its original, by CREPE (:func:`pitch_error_cents`).
+
+    A note counts when CREPE hears its original as pitched: some frame voiced, and the median within
+    ``tolerance`` cents of the MIDI key it was played at (a mallet's or a drum-like note's CREPE
+    pitch is often elsewhere, and then nothing can be said). Its reconstruction keeps the pitch when
+    CREPE's median for it lies within ``tolerance`` cents of the original's (a silent or unvoiced
+    reconstruction does not).
+
+    Args:
+        originals, reconstructions: Tensor [n, 1, samples], matched by index.
+        pitches: the n MIDI keys.
+        sr: sample rate in Hz.
+
+    Returns:
+        ``{"pitched": notes that count, "kept": of those, how many kept their pitch, "fraction":
+        kept / pitched (nan when none counts)}``.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    if originals.shape != reconstructions.shape or len(pitches) != len(originals):
+        raise ValueError(
+            f"originals {list(originals.shape)}, reconstructions {list(reconstructions.shape)} and {len(pitches)} "
+            "pitches must describe the same notes."
+        )
+    pitched = kept = 0
+    for original, reconstruction, pitch in zip(originals, reconstructions, pitches, strict=True):
+        try:
+            reference = pitch_error_cents(original, sr, int(pitch))
+        except ValueError:
+            continue
+        if abs(reference) > tolerance:
+            continue
+        pitched += 1
+        try:
+            kept += abs(pitch_error_cents(reconstruction, sr, int(pitch)) - reference) <= tolerance
+        except ValueError:
+            pass
+    return {"pitched": pitched, "kept": int(kept), "fraction": kept / pitched if pitched else float("nan")}
+
+
 def _crepe_cents(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """CREPE's pitch (cents above 10 Hz) and confidence for each 20 ms frame of ``x`` [1, samples] at 16 kHz.
 

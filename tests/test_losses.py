@@ -285,3 +285,15 @@ def test_multi_resolution_spectral_distance_agrees_with_auraloss_log_magnitude_t
     ours = audio.multi_resolution_spectral_distance(x, y, n_ffts=tuple(sizes), eps=1e-4)
     assert float(ours) == pytest.approx(float(referee(x, y)), rel=5e-3)
     assert float(audio.multi_resolution_spectral_distance(x, x, n_ffts=tuple(sizes))) == 0.0
+
+
+def test_kl_gaussians_matches_torch_distributions_and_is_zero_for_equal_gaussians(rng):
+    mu_q, logvar_q, mu_p, logvar_p = (torch.randn(4, 3, 5, generator=rng) for _ in range(4))
+    q, p = Normal(mu_q, (0.5 * logvar_q).exp()), Normal(mu_p, (0.5 * logvar_p).exp())
+    expected = torch.distributions.kl_divergence(q, p)
+    torch.testing.assert_close(losses.kl_gaussians(mu_q, logvar_q, mu_p, logvar_p), expected)
+    assert float(losses.kl_gaussians(mu_q, logvar_q, mu_q, logvar_q).abs().max()) < 1e-6
+    torch.testing.assert_close(losses.kl_gaussians(mu_q, logvar_q, torch.zeros_like(mu_q), torch.zeros_like(mu_q)),
+                               losses.kl_normal(mu_q, logvar_q))  # fmt: skip
+    with pytest.raises(ValueError, match=r"mu_q has shape \[4, 3, 5\] but logvar_p has \[4, 3\]"):
+        losses.kl_gaussians(mu_q, logvar_q, mu_p, logvar_p[..., 0])

@@ -50,3 +50,19 @@ def test_the_ratio_uses_the_distance_it_is_given(clips):
 def test_mismatched_shapes_are_refused(clips):
     with pytest.raises(ValueError, match=r"reconstructions \[6, 1, 100\] and clips \[6, 1, 8000\] must have one shape"):
         random_other_ratio(clips[..., :100], clips)
+
+
+def test_pitch_kept_counts_pitched_originals_and_reconstructions_within_50_cents():
+    from coursekit import synth
+    from coursekit.metrics import pitch_kept
+
+    a4 = synth.sine(440.0, 0.5, 16000).view(1, -1)
+    sharp = synth.sine(440.0 * 2 ** (100 / 1200), 0.5, 16000).view(1, -1)  # a semitone sharp
+    slightly = synth.sine(440.0 * 2 ** (20 / 1200), 0.5, 16000).view(1, -1)  # 20 cents sharp
+    noise = 0.3 * torch.randn(1, 8000, generator=torch.Generator().manual_seed(0))
+    originals = torch.stack([a4, a4, a4, a4, noise])
+    reconstructions = torch.stack([a4, slightly, sharp, torch.zeros_like(a4), a4])
+    result = pitch_kept(originals, reconstructions, [69, 69, 69, 69, 69], 16000)
+    assert result == {"pitched": 4, "kept": 2, "fraction": 0.5}  # the noise original does not count
+    with pytest.raises(ValueError, match=r"and 2 pitches must describe the same notes"):
+        pitch_kept(originals, reconstructions, [69, 69], 16000)

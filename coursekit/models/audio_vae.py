@@ -34,7 +34,7 @@ from coursekit.audio.pqmf import PQMF
 from coursekit.audio.spectral import multi_resolution_spectral_distance
 from coursekit.checks import check_whole
 from coursekit.config import as_config, config_from_dict
-from coursekit.losses import kl_normal, mmd_imq
+from coursekit.losses import beta_warmup, kl_normal, mmd_imq
 from coursekit.models import reparameterize
 
 
@@ -251,9 +251,7 @@ class AudioVAELoss:
 
     def current_weight(self) -> float:
         """The regulariser's weight now: ``weight * min(1, steps / warmup_steps)``."""
-        if self.warmup_steps == 0:
-            return self.weight
-        return self.weight * min(1.0, self.steps / self.warmup_steps)
+        return beta_warmup(self.steps, self.warmup_steps, self.weight)
 
     def __call__(self, model: AudioVAE, batch: dict | torch.Tensor) -> dict[str, torch.Tensor]:
         x = batch["audio"] if isinstance(batch, dict) else batch

@@ -32,7 +32,7 @@ from coursekit.checkpoints import save_checkpoint
 from coursekit.data.crops import RandomCrops
 from coursekit.data.loops import TechnoLoops
 from coursekit.data.nsynth import NSynthMini
-from coursekit.metrics import active_units, random_other_ratio, referee_distance
+from coursekit.metrics import active_units, pitch_kept, random_other_ratio, referee_distance
 from coursekit.models import parameter_count
 from coursekit.models.audio_vae import AudioVAE, AudioVAEConfig, AudioVAELoss, build_audio_vae
 from coursekit.recipes.registry import register_recipe
@@ -54,7 +54,8 @@ def waveform_clips(size: str | int = "mini", train_loops: int = TRAIN_LOOPS) -> 
 
     Returns:
         ``{"train": Tensor [1140 + 2 * train_loops, 1, 24000], "valid": [32, 1, 16000] (valid-split
-        notes), "test_notes": [64, 1, 16000], "test_loops": [64, 1, 16000]}`` for size "mini".
+        notes), "test_notes": [64, 1, 16000], "test_pitches": [64] (their MIDI keys), "test_loops":
+        [64, 1, 16000]}`` for size "mini".
 
     Lesson: lessons/05_waveform_vae.ipynb
     """
@@ -71,7 +72,9 @@ def waveform_clips(size: str | int = "mini", train_loops: int = TRAIN_LOOPS) -> 
     train = torch.cat([notes("train", 1.5), loops(train_loops, 0, round(1.5 * SR))])
     clips = {"train": train, "valid": notes("valid", 1.0, 32), "test_notes": notes("test", 1.0, TEST_NOTES),
              "test_loops": loops(TEST_LOOPS, 1, SR)}  # fmt: skip
-    return {key: audio.peak_normalize(value) * 0.9 for key, value in clips.items()}
+    clips = {key: audio.peak_normalize(value) * 0.9 for key, value in clips.items()}
+    test = NSynthMini("test", size=size)
+    return clips | {"test_pitches": torch.tensor([test[i]["pitch"] for i in range(len(clips["test_notes"]))])}
 
 
 @torch.no_grad()
@@ -158,7 +161,9 @@ def train_waveform_vae(
         if progress:
             print(f"{trained_s / 60:.1f} min, {steps} steps: {results['marks'][-1]}")
     mu, _ = model.encode(clips["test_loops"])
+    recon = reconstruct(model, clips["test_notes"])
     results |= {
+        "pitch_kept": pitch_kept(clips["test_notes"], recon, clips["test_pitches"].tolist(), SR),
         "active_units": active_units(mu.detach().transpose(1, 2).reshape(-1, mu.shape[1]))[0],
         "parameters": parameter_count(model),
         "seconds_per_step": round(trained_s / steps, 4),
