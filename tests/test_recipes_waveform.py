@@ -1,0 +1,58 @@
+"""coursekit.recipes.waveform_vae and latent_vae: lesson 05's and 06's data, training by the clock, and
+measurements (held-out material, marks, kept reconstructions, trajectories)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from coursekit.models.audio_vae import AudioVAEConfig, AudioVAELoss
+from coursekit.models.latent_vae import LatentVAEConfig
+from coursekit.recipes.latent_vae import describe_latent_vae, loop_trajectories, roughness, train_latent_vae
+from coursekit.recipes.waveform_vae import listen_audio, reconstruct, train_waveform_vae, waveform_clips
+
+TINY = AudioVAEConfig(bands=4, strides=(2, 2, 8), channels=(8, 8, 16), latent_channels=4, dilations=(1,))
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return waveform_clips("tiny", train_loops=2)
+
+
+def test_clips_keep_test_material_apart_and_scale_every_clip_to_a_peak_of_0_9(clips):
+    assert clips["train"].shape[1:] == (1, 24000) and clips["test_loops"].shape[1:] == (1, 16000)
+    assert len(clips["test_pitches"]) == len(clips["test_notes"]) and len(clips["test_loops"]) == 64
+    for key in ("train", "valid", "test_notes", "test_loops"):
+        peaks = clips[key].abs().amax(dim=(1, 2))
+        torch.testing.assert_close(peaks, torch.full_like(peaks, 0.9))
+    flat = clips["train"][:, 0, :16000]
+    assert not any(torch.equal(flat[i], t[0]) for t in clips["test_loops"] for i in range(len(flat)))
+
+
+def test_training_by_the_clock_measures_at_each_mark_and_keeps_what_it_heard(clips):
+    loss = AudioVAELoss("kl", 0.01, warmup_steps=2)
+    model, metrics = train_waveform_vae(TINY, minutes=0.06, marks=(0.02,), loss=loss, clips=clips,
+                                        live_plot=False, progress=False)  # fmt: skip
+    marks = metrics["marks"]
+    assert [m["minutes"] >= target for m, target in zip(marks, (0.02, 0.06), strict=True)] == [True, True]
+    assert 0 < marks[0]["steps"] < marks[1]["steps"] and all(0 < m["ratio_notes"] < 3 for m in marks)
+    assert list(metrics["listen"]) == ["0.02", "0.06"]
+    heard = listen_audio(metrics, "0.06", "loop")
+    expected = reconstruct(model, clips["test_loops"][:1])[0]
+    assert heard.shape == (1, 16000) and float((heard - expected).abs().max()) < 1 / 32767 + 1e-6
+    assert metrics["loss"] == {"regulariser": "kl", "weight": 0.01, "warmup_steps": 2, "reconstruction": "spectral"}
+    assert [e["steps"] for e in metrics["history"]] == sorted(e["steps"] for e in metrics["history"])
+
+
+def test_trajectories_and_a_short_latent_vae_run_measure_what_they_say():
+    first = torch.nn.Module()  # stands in for lesson 05's model: encode and a config with the compression
+    first.config = AudioVAEConfig(bands=16, strides=(2, 2, 2))
+    first.encode = lambda x: (x.view(len(x), 128, -1)[:, :4], torch.zeros(len(x), 4, x.shape[-1] // 128))
+    data = loop_trajectories(first, 3, seed=1, frames=32)
+    assert data["mu"].shape == data["logvar"].shape == (3, 4, 32) and data["bpm"].shape == (3,)
+    assert roughness(torch.arange(5.0)) == 1.0 and roughness(torch.ones(2, 7)) == 0.0
+    model, metrics = train_latent_vae(data, LatentVAEConfig(in_channels=4, frames=32, points=2, width=8),
+                                      epochs=3, valid=data, live_plot=False, progress=False)  # fmt: skip
+    assert metrics["objective"] == "posterior" and metrics["train_loops"] == 3
+    assert metrics == metrics | {k: pytest.approx(v, abs=1e-5) for k, v in
+                                 describe_latent_vae(model, data, "posterior").items()}  # fmt: skip
