@@ -8,9 +8,10 @@ batch 16. Each is repeated ``--repeats`` times after one warm-up call; the table
 The real-time factor is audio seconds produced (or read) per wall-clock second.
 
 Usage:
-    python bench/decode.py [--seconds 1.0] [--repeats 5]
+    python bench/decode.py [--seconds 1.0] [--repeats 5] [--checkpoint checkpoints/waveform_vae.pt]
 
-The model is the default ``AudioVAEConfig()`` with random weights: speed does not depend on training.
+The model is the checkpoint's, or the default ``AudioVAEConfig()`` with random weights: speed does not
+depend on the weights, only on the config.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 import torch
 
 from coursekit import audio
+from coursekit.checkpoints import load_checkpoint
 from coursekit.models import parameter_count
 from coursekit.models.audio_vae import AudioVAEConfig, build_audio_vae
 
@@ -45,13 +47,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="audio per batch item, seconds")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--checkpoint", default=None, help="time this checkpoint's model (default: AudioVAEConfig())")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    config = AudioVAEConfig()
-    model = build_audio_vae(config)
+    if args.checkpoint:
+        model, _ = load_checkpoint(args.checkpoint, build_audio_vae)
+        config = model.config
+    else:
+        config = AudioVAEConfig()
+        model = build_audio_vae(config)
     frames = round(args.seconds * SR / config.compression)
     samples = frames * config.compression
     rows = []
@@ -75,7 +82,8 @@ def main() -> None:
         optimizer.step()
 
     rows.append(("training step, batch 16", 16 * samples / SR, best_of(step, args.repeats)))
-    print(f"AudioVAEConfig() {config.to_dict()}: {parameter_count(model):,} parameters, {args.seconds} s per item")
+    print(f"{args.checkpoint or 'AudioVAEConfig()'} {config.to_dict()}: {parameter_count(model):,} parameters, "
+          f"{args.seconds} s per item")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, pinned to core 0, "
           f"1 torch thread; torch {torch.__version__}")
     print("\n| stage | audio per call (s) | best (s) | all runs (s) | x real time |")

@@ -364,3 +364,185 @@ def test_a_failure_not_known_to_come_from_the_notebook_points_at_the_setup(tmp_p
     assert not failure.own_fault and "NoSuchKernel: No such kernel named coursekit" in failure.reason, failure
     unlogged = grade_tool.failure_from_log(log, coursedir, "someone_else", A1)
     assert not unlogged.own_fault and "no error message found" in unlogged.reason, unlogged
+
+
+# ----------------------------------------------------------------------------- a3: a hierarchical VAE (lessons 05, 06)
+# The same checks as for A1, on its own temporary course (its own gradebook and grades.csv), so that its grading
+# batch neither waits for nor changes A1's.
+A3 = "a3_hierarchical_vae"
+A3_TESTS = {  # autograded test cells and their points
+    "test_multi_resolution_spectral_distance": 3,
+    "test_mmd_imq": 3,
+    "test_encoder": 3,
+    "test_posterior_objective_loss": 3,
+    "test_trained_model": 2,
+}
+A3_ANSWERS = {"objectives_answer": 2, "referee_answer": 1}  # written answers, graded by hand
+# What each hidden test compares the student's answer with: coursekit's own implementation.
+A3_REFERENCES = {
+    "test_multi_resolution_spectral_distance": "reference_audio.multi_resolution_spectral_distance(",
+    "test_mmd_imq": "losses.mmd_imq(",
+    "test_encoder": "reference.encode(",
+    "test_posterior_objective_loss": 'latent_vae_loss(model_h, data, "posterior", beta)',
+}
+
+
+def _a3_insert(cell_text: str, before: str, new_lines: str) -> str:
+    assert cell_text.count(before) == 1, f"{before!r} no longer occurs once in the A3 solution"
+    return cell_text.replace(before, new_lines + before)
+
+
+# Broken A3 submissions: the answer cell changed, how, and the test cells that must fail (every other one passes).
+A3_BROKEN = {
+    "mmd_raises": (
+        "mmd_imq", lambda s: _a3_insert(s, "    n, d = z.shape\n", '    raise ValueError("a bug in mmd_imq")\n'),
+        {"test_mmd_imq"},
+    ),
+    "encoder_syntax_error": (
+        "encoder", lambda s: s.replace("    def forward(self, x):", "    def forward(self, x)", 1), {"test_encoder"},
+    ),
+    "loss_raises": (  # the training cell calls the loss too, so the trained-model test fails with it
+        "posterior_objective_loss",
+        lambda s: _a3_insert(s, '    mu1, logvar1 = batch["mu"], batch["logvar"]\n', "    raise KeyError('mu1')\n"),
+        {"test_posterior_objective_loss", "test_trained_model"},
+    ),
+}
+
+
+def _a3_source() -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "solutions" / A3 / f"{A3}.ipynb", as_version=4)
+
+
+def _a3_cell(nb: nbformat.NotebookNode, grade_id: str):
+    cells = [c for c in nb.cells if _grade_id(c) == grade_id]
+    assert len(cells) == 1, f"no single cell {grade_id!r} in {A3}"
+    return cells[0]
+
+
+def test_a3_has_visible_and_hidden_tests_and_manual_answers():
+    nb = _a3_source()
+    assert nb.metadata.kernelspec.name == "coursekit"
+    graded = {_grade_id(c): c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    tests = {name: c.metadata.nbgrader["points"] for name, c in graded.items() if c.cell_type == "code"}
+    answers = {name: c.metadata.nbgrader["points"] for name, c in graded.items()
+               if c.cell_type == "markdown" and c.metadata.nbgrader.get("solution")}
+    assert tests == A3_TESTS and answers == A3_ANSWERS
+    for name in A3_TESTS:
+        cell = graded[name]
+        assert cell.metadata.nbgrader["locked"], f"{name} is not locked"
+        visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
+        assert re.search(r"^assert ", visible, re.M), f"{name} has no visible test"
+        hidden, end, _ = hidden.partition("### END HIDDEN TESTS")
+        assert end and re.search(r"^\s*assert ", hidden, re.M), f"{name} has no hidden test"
+        if name in A3_REFERENCES:
+            assert A3_REFERENCES[name] in hidden, f"{name}: the hidden test no longer compares with coursekit"
+    for name in A3_ANSWERS:  # the source holds a model answer and the grading notes
+        assert "*Grading:" in graded[name].source, f"{name} has no grading notes"
+    intro = nb.cells[0]
+    assert _grade_id(intro) == "intro" and intro.metadata.nbgrader["locked"]
+    total = sum(A3_TESTS.values()) + sum(A3_ANSWERS.values())
+    assert f"**Grading ({total} points)**" in intro.source, "the intro states another total"
+    table = [int(points) for points in re.findall(r"^\| \d \| .* \| (\d+) \|$", intro.source, re.M)]
+    assert len(table) == 6 and sum(table) == total, f"the intro's table gives {table}"
+
+
+def test_a3_sizes_follow_fast_mode_and_training_uses_the_shipped_first_model():
+    nb = _a3_source()
+    setup = _a3_cell(nb, "setup").source
+    for size in ("N_TRAIN_LOOPS", "N_TEST_LOOPS", "EPOCHS"):
+        assert re.search(rf"^{size} = config\.pick\(full=\d+, fast=\d+\)", setup, re.M), f"{size} ignores FAST mode"
+    train = _a3_cell(nb, "train").source
+    assert "first = load_waveform_vae()" in train, "part 5 must encode the loops with lesson 05's shipped model"
+    assert "seed=0" in train and "seed=1" in train, "training and held-out loops come from different seeds"
+    student_code = "\n".join(c.source.split("### BEGIN HIDDEN TESTS")[0] for c in nb.cells if c.cell_type == "code")
+    assert "build_audio_vae" not in student_code, "an untrained stand-in for the first model is left in"
+    registry = json.loads((ROOT / "checkpoints" / "registry.json").read_text())
+    assert "waveform_vae" in registry and (ROOT / "checkpoints" / "waveform_vae.pt").is_file(), (
+        "checkpoints/waveform_vae.pt, which A3 loads, is not shipped"
+    )
+
+
+@pytest.fixture(scope="module")
+def graded_a3(tmp_path_factory) -> dict:
+    """A3 released in a course of its own, and one batch of submissions autograded as `make grade` does."""
+    root = tmp_path_factory.mktemp("course_a3")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    with open(root / "nbgrader_config.py", "a") as config:
+        config.write(f"\n# added by tests/test_assignments.py\nc.Execute.timeout = {TIMEOUT_S}\n")
+    skip = shutil.ignore_patterns(".ipynb_checkpoints")
+    shutil.copytree(ROOT / "solutions" / A3, root / "solutions" / A3, ignore=skip)
+    _nbgrader(root, "generate_assignment", A3, "--force", "--log-level=WARN")
+    source = nbformat.read(root / "solutions" / A3 / f"{A3}.ipynb", as_version=4)
+    release = nbformat.read(root / "assignments" / A3 / f"{A3}.ipynb", as_version=4)
+    solution = _completed(release, source)
+    submissions = {"solution": solution, "unmodified": release}
+    submissions |= {student: _edit(solution, cell, change) for student, (cell, change, _) in A3_BROKEN.items()}
+    for student, nb in submissions.items():
+        folder = root / "submitted" / student / A3
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{A3}.ipynb")
+
+    grading = _grade_script(root, A3)
+    if grading.returncode != 0:
+        pytest.fail(f"tools/grade.py {A3} exited with {grading.returncode}:\n{grading.stdout[-8000:]}")
+
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with mock.patch.dict(os.environ, {"PATH": _nbgrader_env(root)["PATH"]}):  # Gradebook runs alembic
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            for student in submissions:
+                notebook = gb.find_submission_notebook(A3, A3, student)
+                scores[student] = {
+                    g.name: {"auto": g.auto_score, "max": g.max_score, "manual": g.needs_manual_grade,
+                             "type": g.cell_type}
+                    for g in notebook.grades
+                }
+    with open(root / "grades.csv", newline="") as f:
+        csv_rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == A3}
+    return {"root": root, "scores": scores, "csv": csv_rows, "log": grading.stdout}
+
+
+def test_a3_solution_scores_full_marks(graded_a3):
+    scores = graded_a3["scores"]["solution"]
+    assert _autograded_cells(scores) == A3_TESTS, "the gradebook holds other test cells or points"
+    lost = {name: g for name, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
+    assert not lost, f"the solution loses points in {lost}; see {graded_a3['root'] / 'autograded' / 'solution'}"
+    answers = {name: g for name, g in scores.items() if g["type"] == "markdown"}
+    assert set(answers) == set(A3_ANSWERS) and all(g["manual"] for g in answers.values()), (
+        "the written answers wait for a human grader"
+    )
+
+
+def test_a3_unmodified_notebook_scores_zero(graded_a3):
+    scores = graded_a3["scores"]["unmodified"]
+    assert set(_autograded_cells(scores)) == set(A3_TESTS)
+    earned = {name: g["auto"] for name, g in scores.items() if g["auto"]}
+    assert not earned, f"the unmodified student notebook earns points in {earned}"
+    assert not any(g["manual"] for g in scores.values()), "unanswered questions need no manual grading"
+    assert float(graded_a3["csv"]["unmodified"]["score"]) == 0
+
+
+@pytest.mark.parametrize("student", sorted(A3_BROKEN))
+def test_a3_broken_submission_loses_exactly_the_broken_tests(graded_a3, student):
+    scores = graded_a3["scores"][student]
+    failing = A3_BROKEN[student][2]
+    expected = {name: 0.0 if name in failing else points for name, points in A3_TESTS.items()}
+    got = {name: scores[name]["auto"] for name in expected}
+    assert got == expected, f"{student}: scores per test cell {got}, expected {expected}"
+
+
+def test_a3_grades_csv_and_feedback_have_every_student(graded_a3):
+    rows = graded_a3["csv"]
+    assert set(rows) == set(graded_a3["scores"])
+    for student, scores in graded_a3["scores"].items():
+        score = sum(g["auto"] or 0 for g in scores.values())
+        total = sum(g["max"] for g in scores.values())
+        assert total == sum(A3_TESTS.values()) + sum(A3_ANSWERS.values())
+        assert float(rows[student]["score"]) == pytest.approx(score)
+        assert float(rows[student]["max_score"]) == pytest.approx(total)
+        page = graded_a3["root"] / "feedback" / student / A3 / f"{A3}.html"
+        assert page.is_file(), f"no feedback for {student}"
+        assert re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", page.read_text()), (
+            f"{student}: the feedback does not show the score {score} / {total}"
+        )
