@@ -11,7 +11,7 @@ whole result (marks, history, kept reconstructions) is written as a checkpoint.
 Usage:
     python bench/train_waveform_vae.py [--minutes 15] [--at 1 5 10] [--bands 16] [--strides 2 2 2]
         [--channels 64 128 256] [--dilations 1 3 9] [--latent 16] [--regulariser kl] [--weight 0.01]
-        [--warmup 500] [--reconstruction spectral] [--lr 1e-3] [--out run.pt]
+        [--warmup 500] [--reconstruction spectral+convergence] [--lr 1e-3] [--out run.pt]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--regulariser", default="kl")
     parser.add_argument("--weight", type=float, default=0.01)
     parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--reconstruction", default="spectral")
+    parser.add_argument("--reconstruction", default="spectral+convergence")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

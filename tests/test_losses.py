@@ -297,3 +297,24 @@ def test_kl_gaussians_matches_torch_distributions_and_is_zero_for_equal_gaussian
                                losses.kl_normal(mu_q, logvar_q))  # fmt: skip
     with pytest.raises(ValueError, match=r"mu_q has shape \[4, 3, 5\] but logvar_p has \[4, 3\]"):
         losses.kl_gaussians(mu_q, logvar_q, mu_p, logvar_p[..., 0])
+
+
+def test_multi_resolution_spectral_convergence_agrees_with_auraloss_and_weighs_loud_bins():
+    import auraloss
+
+    from coursekit import audio
+
+    g = torch.Generator().manual_seed(5)
+    x, y = 0.3 * torch.randn(2, 1, 64000, generator=g), 0.3 * torch.randn(2, 1, 64000, generator=g)
+    sizes = [1024, 512, 256, 128]
+    referee = auraloss.freq.MultiResolutionSTFTLoss(
+        fft_sizes=sizes, hop_sizes=[n // 4 for n in sizes], win_lengths=sizes, w_sc=1.0, w_log_mag=0.0, w_lin_mag=0.0
+    )
+    ours = audio.multi_resolution_spectral_convergence(x, y, n_ffts=tuple(sizes))
+    assert float(ours) == pytest.approx(float(referee(x, y)), rel=5e-3)
+    assert float(audio.multi_resolution_spectral_convergence(y, y)) == 0.0
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 440 * t).view(1, 1, -1)
+    hiss = 1e-3 * torch.randn(1, 1, 16000, generator=g)
+    assert float(audio.multi_resolution_spectral_convergence(tone + hiss, tone)) < 0.01  # quiet bins barely count
+    assert float(audio.multi_resolution_spectral_distance(tone + hiss, tone)) > 1.0  # ... unlike on a log scale

@@ -38,6 +38,7 @@ from coursekit.audio.spectral import (
     magphase,
     mel_to_hz,
     melspectrogram,
+    multi_resolution_spectral_convergence,
     multi_resolution_spectral_distance,
     spectral_distance,
     stft,
@@ -48,6 +49,7 @@ __all__ = [
     "AUDIO_SUFFIXES", "MAX_CHANNELS", "MU_LAW_TOLERANCE", "amplitude_to_db", "check_signal", "check_sr",
     "db_to_amplitude", "declared_frames", "describe_truncation", "griffin_lim", "hz_to_mel", "istft", "load",
     "magphase", "mel_to_hz", "melspectrogram", "mu_law_compress", "mu_law_decode", "mu_law_encode",
-    "mu_law_expand", "multi_resolution_spectral_distance", "peak_normalize", "play", "random_crop", "resample",
+    "mu_law_expand", "multi_resolution_spectral_convergence", "multi_resolution_spectral_distance", "peak_normalize",
+    "play", "random_crop", "resample",
     "rms_db", "rms_normalize", "save", "spectral_distance", "stft", "to_mono", "trim_or_pad",
 ]

@@ -221,3 +221,26 @@ def multi_resolution_spectral_distance(
     if not n_ffts:
         raise ValueError("n_ffts is empty: give at least one window size.")
     return torch.stack([spectral_distance(x, y, n, None, eps) for n in n_ffts]).mean()
+
+
+def multi_resolution_spectral_convergence(
+    x: torch.Tensor, y: torch.Tensor, n_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128)
+) -> torch.Tensor:
+    """Mean over window sizes of ``|| |STFT(x)| - |STFT(y)| ||_F / || |STFT(y)| ||_F`` (``y`` the reference).
+
+    The linear-magnitude companion of :func:`multi_resolution_spectral_distance` (auraloss calls it
+    spectral convergence). On a log scale a partial 60 dB down counts as much as the fundamental;
+    on a linear scale the loud bins dominate, so this term is what makes a model get the strong
+    partials, and with them pitch and level, right. Differentiable; a scalar tensor.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"x has shape {list(x.shape)} but y has {list(y.shape)}: they must match.")
+    if not n_ffts:
+        raise ValueError("n_ffts is empty: give at least one window size.")
+    terms = []
+    for n in n_ffts:
+        mag_x, mag_y = stft(x, n).abs(), stft(y, n).abs()
+        terms.append(torch.linalg.vector_norm(mag_x - mag_y) / torch.linalg.vector_norm(mag_y).clamp_min(1e-8))
+    return torch.stack(terms).mean()

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from coursekit.audio.pqmf import PQMF
-from coursekit.audio.spectral import multi_resolution_spectral_distance
+from coursekit.audio.spectral import multi_resolution_spectral_convergence, multi_resolution_spectral_distance
 from coursekit.checks import check_whole
 from coursekit.config import as_config, config_from_dict
 from coursekit.losses import beta_warmup, kl_normal, mmd_imq
@@ -203,7 +203,7 @@ def build_audio_vae(config: AudioVAEConfig | dict | None = None) -> AudioVAE:
 
 
 REGULARISERS = ("kl", "mmd")
-RECONSTRUCTIONS = ("spectral", "mse")
+RECONSTRUCTIONS = ("spectral", "spectral+convergence", "mse")
 
 
 class AudioVAELoss:
@@ -212,8 +212,10 @@ class AudioVAELoss:
     ``loss = reconstruction + weight(step) * regulariser``, where
 
     - reconstruction is ``"spectral"``, the multi-resolution spectral distance of
-      :func:`coursekit.audio.multi_resolution_spectral_distance` (log magnitudes, phase ignored), or
-      ``"mse"``, the waveform's mean squared error (for comparison only);
+      :func:`coursekit.audio.multi_resolution_spectral_distance` (log magnitudes, phase ignored, the
+      loss of source 004), ``"spectral+convergence"``, that plus
+      :func:`coursekit.audio.multi_resolution_spectral_convergence` (linear magnitudes, which weigh
+      the loud partials), or ``"mse"``, the waveform's mean squared error (for comparison only);
     - regulariser is ``"kl"`` (a VAE: the posterior sample is decoded, KL to N(0, 1) in nats per
       latent frame, summed over channels) or ``"mmd"`` (a Wasserstein autoencoder: the posterior
       mean is decoded and :func:`coursekit.losses.mmd_imq` compares ``mmd_frames`` of its frames,
@@ -264,8 +266,10 @@ class AudioVAELoss:
             frames = mu.transpose(1, 2).reshape(-1, mu.shape[1])
             chosen = torch.randperm(len(frames), generator=self.generator)[: self.mmd_frames]
             regulariser = mmd_imq(frames[chosen], generator=self.generator)
-        if self.reconstruction == "spectral":
+        if self.reconstruction.startswith("spectral"):
             recon = multi_resolution_spectral_distance(x_hat, x)
+            if self.reconstruction == "spectral+convergence":
+                recon = recon + multi_resolution_spectral_convergence(x_hat, x)
         else:
             recon = (x_hat - x).pow(2).mean()
         weight = self.current_weight()
