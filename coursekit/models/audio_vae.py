@@ -1,9 +1,11 @@
 """A fully convolutional VAE on raw audio (source 004, section 3): 128 samples become one latent frame.
 
 Lesson 03's naive waveform VAEs compressed a whole window into one vector and scored samples with
-squared error, and played silence or noise. This one keeps time: strided convolutions shrink the
-waveform by ``prod(strides)`` (128 by default: 16 kHz -> 125 latent frames per second), each
-latent frame holds ``latent_channels`` numbers, and transposed convolutions grow it back. It is
+squared error, and played silence or noise. This one keeps time: an optional PQMF filter bank
+(:mod:`coursekit.audio.pqmf`) splits the waveform into ``bands`` bands at ``1 / bands`` of the
+rate, strided convolutions shrink it further by ``prod(strides)`` (``bands * prod(strides)`` is 128
+by default: 16 kHz -> 125 latent frames per second), each latent frame holds ``latent_channels``
+numbers, and transposed convolutions (then the synthesis bank) grow it back. It is
 trained with the multi-resolution spectral distance (magnitudes only, so phase is free) plus a
 regulariser on the latents (KL for a VAE, MMD for a Wasserstein autoencoder).
 
@@ -13,11 +15,11 @@ Shapes (default settings)::
     mu      [batch, 16, samples / 128]       also logvar
     x_hat   [batch, 1, samples]              in (-1, 1)
 
-Encoder: a 7-tap convolution to ``channels[0]``, then per stage a residual block of dilated
+Encoder: the analysis bank when ``bands > 1``, a 7-tap convolution to ``channels[0]``, then per stage a residual block of dilated
 convolutions (dilations 1, 3, 9: it hears about 27 frames of its stage) and a strided convolution
 (kernel ``2 * stride``) to the stage's channels; a 3-tap convolution to ``2 * latent_channels``
 gives ``mu`` and ``logvar``. Decoder: the mirror image, with transposed convolutions, ending in
-``tanh``.
+the synthesis bank and ``tanh``.
 
 Lesson: lessons/05_waveform_vae.ipynb
 """
