@@ -53,7 +53,7 @@ class LatentVAEConfig:
     frames: int = 512  # frames per trajectory (a power-of-two multiple of points)
     points: int = 1  # latent points per trajectory: 1 is one vector per loop
     latent_channels: int = 64  # numbers per latent point
-    width: int = 64  # channels of every hidden layer
+    width: int = 32  # channels of every hidden layer
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "frames", "points", "latent_channels", "width"):

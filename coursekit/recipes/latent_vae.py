@@ -33,7 +33,7 @@ from coursekit.train import fit
 
 FRAMES = 512  # latent frames per loop: 65,536 samples
 TRAIN_LOOPS, TEST_LOOPS = 1000, 64
-LATENT_SEED, LATENT_BATCH, LATENT_LR, LATENT_EPOCHS, LATENT_BETA = 0, 32, 2e-3, 60, 1.0
+LATENT_SEED, LATENT_BATCH, LATENT_LR, LATENT_EPOCHS, LATENT_BETA = 0, 32, 2e-3, 30, 1.0
 POINTS = (64, 16, 4, 1)  # the output lengths shipped for the compression sweep
 
 
