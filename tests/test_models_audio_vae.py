@@ -31,7 +31,7 @@ def test_every_frame_holds_exactly_compression_samples(config, frames):
 
 def test_default_compression_is_128_so_a_second_at_16_khz_is_125_frames():
     config = AudioVAEConfig()
-    assert config.compression == config.bands * 8 == 128  # 16 PQMF bands, then three stages of stride 2
+    assert config.compression == 8 * 4 * 4 == 128  # three stages: strides 8, 4 and 4
     mu, _ = build_audio_vae(config).encode(torch.zeros(1, 1, 16000))
     assert mu.shape == (1, 16, 125)
 

@@ -15,8 +15,8 @@ Shapes (default settings)::
     mu      [batch, 16, samples / 128]       also logvar
     x_hat   [batch, 1, samples]              in (-1, 1)
 
-Encoder: the analysis bank when ``bands > 1``, a 7-tap convolution to ``channels[0]``, then per stage a residual block of dilated
-convolutions (dilations 1, 3, 9: it hears about 27 frames of its stage) and a strided convolution
+Encoder: the analysis bank when ``bands > 1``, a 7-tap convolution to ``channels[0]``, then per stage a
+residual block of dilated convolutions (dilations 1 and 3: it hears 9 frames of its stage) and a strided convolution
 (kernel ``2 * stride``) to the stage's channels; a 3-tap convolution to ``2 * latent_channels``
 gives ``mu`` and ``logvar``. Decoder: the mirror image, with transposed convolutions, ending in
 the synthesis bank and ``tanh``.
@@ -47,11 +47,11 @@ class AudioVAEConfig:
     Lesson: lessons/05_waveform_vae.ipynb
     """
 
-    bands: int = 16  # PQMF bands the waveform is split into first (1: the network sees the waveform itself)
-    strides: tuple[int, ...] = (2, 2, 2)  # one downsampling stage each; bands * their product is the compression
-    channels: tuple[int, ...] = (64, 128, 256)  # channels after each stage
+    bands: int = 1  # PQMF bands the waveform is split into first (1: the network sees the waveform itself)
+    strides: tuple[int, ...] = (8, 4, 4)  # one downsampling stage each; bands * their product is the compression
+    channels: tuple[int, ...] = (16, 64, 128)  # channels after each stage
     latent_channels: int = 16  # numbers per latent frame
-    dilations: tuple[int, ...] = (1, 3, 9)  # of the residual block of every stage
+    dilations: tuple[int, ...] = (1, 3)  # of the residual block of every stage
 
     def __post_init__(self) -> None:
         for name in ("strides", "channels", "dilations"):
