@@ -56,3 +56,20 @@ def test_trajectories_and_a_short_latent_vae_run_measure_what_they_say():
     assert metrics["objective"] == "posterior" and metrics["train_loops"] == 3
     assert metrics == metrics | {k: pytest.approx(v, abs=1e-5) for k, v in
                                  describe_latent_vae(model, data, "posterior").items()}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- shipped checkpoints
+def test_the_shipped_waveform_vae_is_small_verified_and_reproduces_its_recorded_loop_ratio(clips):
+    from coursekit import checkpoints, config
+    from coursekit.metrics import random_other_ratio
+    from coursekit.models.audio_vae import build_audio_vae
+
+    entry = checkpoints.list_pretrained()["waveform_vae"]
+    assert (config.checkpoint_dir() / entry["file"]).stat().st_size == entry["size_bytes"] < 10 * 2**20
+    model, ckpt = checkpoints.load_pretrained("waveform_vae", build_audio_vae)
+    assert model.config == AudioVAEConfig() and ckpt["metrics"]["train_minutes"] <= 15.1
+    recorded = ckpt["metrics"]["marks"][-1]
+    loops = clips["test_loops"]  # the held-out loops do not depend on the NSynth size
+    measured = random_other_ratio(reconstruct(model, loops), loops)
+    assert measured == pytest.approx(recorded["ratio_loops"], abs=2e-3)
+    assert measured < recorded["ratio_notes"] < 0.7  # trained: silence scores about 1.6
