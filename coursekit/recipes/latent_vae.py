@@ -25,6 +25,7 @@ from coursekit import config
 from coursekit.checkpoints import save_checkpoint
 from coursekit.data.loops import TechnoLoops
 from coursekit.losses import beta_warmup
+from coursekit.metrics import active_units
 from coursekit.models import parameter_count
 from coursekit.models.audio_vae import AudioVAE, build_audio_vae
 from coursekit.models.latent_vae import LatentVAE, LatentVAEConfig, build_latent_vae, latent_vae_loss
@@ -84,21 +85,31 @@ def roughness(trajectory: torch.Tensor) -> float:
 
 @torch.no_grad()
 def describe_latent_vae(model: LatentVAE, data: dict[str, torch.Tensor], objective: str, seed: int = 0) -> dict:
-    """Measure a latent VAE on trajectories: the negative ELBO parts, the mean squared error of the
-    predicted mean against the first model's mean, and the roughness of reconstructions, of prior
-    samples and of the data.
+    """Measure a latent VAE on trajectories ``data`` (from :func:`loop_trajectories`).
+
+    Returns ``{"recon", "kl"}`` (the negative ELBO's parts under ``objective``, nats per loop, one
+    posterior sample drawn with ``seed``), ``"mse"`` (the predicted mean of the posterior mean's
+    reconstruction against the first model's mean, per value), ``"explained"`` (the share of the
+    variance across loops that the reconstruction explains: 1 - squared error / squared deviation
+    from the average trajectory of ``data``; 0 for a model that always answers the average loop),
+    ``"active_units"`` (of the second model's latent numbers, over loops) and the roughness of the
+    reconstructions, of as many prior samples and of the data.
 
     Lesson: lessons/06_latent_vae.ipynb
     """
     model.eval()
     batch = {"mu": data["mu"], "logvar": data["logvar"]}
     parts = latent_vae_loss(model, batch, objective, generator=torch.Generator().manual_seed(seed))
-    mean, _ = model.decode(model.encode(data["mu"])[0])
+    z, _ = model.encode(data["mu"])
+    mean, _ = model.decode(z)
     samples = model.sample(len(data["mu"]), torch.Generator().manual_seed(seed))
+    deviation = (data["mu"] - data["mu"].mean(dim=0, keepdim=True)).pow(2).sum()
     return {
         "recon": float(parts["recon"]),
         "kl": float(parts["kl"]),
         "mse": float((mean - data["mu"]).pow(2).mean()),
+        "explained": float(1 - (mean - data["mu"]).pow(2).sum() / deviation),
+        "active_units": active_units(z.flatten(1))[0],
         "roughness_reconstruction": roughness(mean),
         "roughness_samples": roughness(samples),
         "roughness_data": roughness(data["mu"]),
