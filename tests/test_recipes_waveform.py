@@ -32,7 +32,7 @@ def test_clips_keep_test_material_apart_and_scale_every_clip_to_a_peak_of_0_9(cl
 def test_training_by_the_clock_measures_at_each_mark_and_keeps_what_it_heard(clips):
     loss = AudioVAELoss("kl", 0.01, warmup_steps=2)
     model, metrics = train_waveform_vae(TINY, minutes=0.06, marks=(0.02,), loss=loss, clips=clips,
-                                        live_plot=False, progress=False)  # fmt: skip
+                                        measure_pitch=False, live_plot=False, progress=False)  # fmt: skip
     marks = metrics["marks"]
     assert [m["minutes"] >= target for m, target in zip(marks, (0.02, 0.06), strict=True)] == [True, True]
     assert 0 < marks[0]["steps"] < marks[1]["steps"] and all(0 < m["ratio_notes"] < 3 for m in marks)
@@ -42,6 +42,13 @@ def test_training_by_the_clock_measures_at_each_mark_and_keeps_what_it_heard(cli
     assert heard.shape == (1, 16000) and float((heard - expected).abs().max()) < 1 / 32767 + 1e-6
     assert metrics["loss"] == {"regulariser": "kl", "weight": 0.01, "warmup_steps": 2, "reconstruction": "spectral"}
     assert [e["steps"] for e in metrics["history"]] == sorted(e["steps"] for e in metrics["history"])
+    assert "pitch_kept" not in metrics  # measured only when asked (CREPE on every test note takes a while)
+
+
+def test_a_step_budget_stops_training_at_that_step_whatever_the_clock(clips):
+    _, metrics = train_waveform_vae(TINY, minutes=60.0, marks=(0.001,), clips=clips, max_steps=7,
+                                    measure_pitch=False, live_plot=False, progress=False)  # fmt: skip
+    assert metrics["marks"][-1]["steps"] == 7 and metrics["history"][-1]["steps"] == 7
 
 
 def test_trajectories_and_a_short_latent_vae_run_measure_what_they_say():
