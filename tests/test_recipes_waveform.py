@@ -80,3 +80,21 @@ def test_the_shipped_waveform_vae_is_small_verified_and_reproduces_its_recorded_
     measured = random_other_ratio(reconstruct(model, loops), loops)
     assert measured == pytest.approx(recorded["ratio_loops"], abs=2e-3)
     assert measured < recorded["ratio_notes"] < 0.7  # trained: silence scores about 1.6
+
+
+def test_the_shipped_latent_vaes_reproduce_their_recorded_held_out_figures():
+    """The trade-off lesson 06 teaches, re-measured on the 64 held-out loops the recipes scored them on."""
+    from coursekit import checkpoints
+    from coursekit.models.latent_vae import build_latent_vae
+    from coursekit.recipes.latent_vae import POINTS, TEST_LOOPS, load_waveform_vae
+
+    test = loop_trajectories(load_waveform_vae(ship=True), TEST_LOOPS, seed=1)
+    explained = {}
+    for points in POINTS:
+        entry = checkpoints.list_pretrained()[f"latent_vae_p{points}"]
+        assert entry["size_bytes"] < 10 * 2**20
+        model, ckpt = checkpoints.load_pretrained(f"latent_vae_p{points}", build_latent_vae)
+        measured = describe_latent_vae(model, test, "posterior")
+        assert measured["mse"] == pytest.approx(ckpt["metrics"]["mse"], abs=1e-3)
+        explained[points] = measured["explained"]
+    assert explained[64] > explained[16] > explained[4] > 0.0 > explained[1]  # one point per loop: collapsed
