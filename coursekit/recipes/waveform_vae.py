@@ -248,3 +248,4 @@ def _register_variant(
 for _name, _setting in VARIANTS.items():
     _register_variant(_name, *_setting, steps=VARIANT_STEPS)
 _register_variant("bands16", BANDS16, WAVE_REGULARISER, WAVE_WEIGHT, WAVE_RECONSTRUCTION)
+_register_variant("mse15", AudioVAEConfig(), WAVE_REGULARISER, WAVE_WEIGHT, "mse")  # the shipped budget, squared error
