@@ -87,3 +87,37 @@ def latent_correlations(mu: torch.Tensor, descriptors: dict[str, np.ndarray]) ->
         return np.divide(a, norm, out=np.zeros_like(a), where=norm > 0)
 
     return standardised(z) @ standardised(table).T
+
+
+def beat_strength(x: torch.Tensor, sr: int, bpm_range: tuple[float, float] = (120.0, 135.0), hop: int = 128) -> float:
+    """How strongly a clip's onsets repeat once a beat: the largest autocorrelation of its onset strength
+    (:func:`frame_descriptors`) at a lag of one beat, searched over the tempos in ``bpm_range``.
+
+    Near 1 for a steady beat, near 0 for onsets with no period in that range (or none at all).
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    onset = frame_descriptors(x, sr, hop)["onset"]
+    onset = onset - onset.mean()
+    frames_per_minute = sr / hop * 60
+    lags = range(round(frames_per_minute / bpm_range[1]), round(frames_per_minute / bpm_range[0]) + 1)
+    energy = float(np.dot(onset, onset))
+    if energy == 0.0 or lags.stop > len(onset):
+        return 0.0
+    return max(float(np.dot(onset[lag:], onset[:-lag])) / energy for lag in lags)
+
+
+def comb_share(x: torch.Tensor, sr: int, rate: float = 125.0, width_hz: float = 2.0) -> float:
+    """Share of a clip's energy above 60 Hz within ``width_hz`` of a multiple of ``rate`` Hz.
+
+    With ``rate`` the latent frame rate of lesson 05's model (125 Hz) it measures the buzz its decoder
+    adds; a clip with no comb there scores a few per cent.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    y = x.detach().reshape(-1).double().numpy()
+    power = np.abs(np.fft.rfft(y)) ** 2
+    hz = np.fft.rfftfreq(len(y), 1 / sr)
+    near = (np.abs(hz - rate * np.round(hz / rate)) <= width_hz) & (hz > 60)
+    total = power.sum()
+    return float(power[near].sum() / total) if total > 0 else 0.0

@@ -144,6 +144,14 @@ def random_other_ratio(
     return float(to_recon / to_other.mean())
 
 
+def roughness(trajectory: torch.Tensor) -> float:
+    """Mean squared difference between neighbouring frames, ``[..., frames]`` -> float (0 for a constant).
+
+    Lesson: lessons/06_latent_vae.ipynb
+    """
+    return float((trajectory[..., 1:] - trajectory[..., :-1]).pow(2).mean())
+
+
 # ----------------------------------------------------------------------------- F1 of 0/1 rolls (lesson 07)
 def f1_counts(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, int]:
     """True positives, false positives and false negatives of 0/1 rolls of the same shape.

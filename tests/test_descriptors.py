@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit.descriptors import DESCRIPTORS, frame_descriptors, latent_correlations
+from coursekit.descriptors import DESCRIPTORS, beat_strength, comb_share, frame_descriptors, latent_correlations
 
 SR = 16000
 
@@ -52,3 +52,24 @@ def test_bad_inputs_are_refused_with_the_fix():
         frame_descriptors(torch.zeros(2, 1024), SR)
     with pytest.raises(ValueError, match=r"mu has shape \[3, 10\] and the descriptors 12 frames"):
         latent_correlations(torch.zeros(3, 10), {"loudness": np.zeros(12)})
+
+
+def test_a_click_every_beat_has_a_strong_beat_and_noise_has_none():
+    samples = 4 * SR
+    clicks = torch.zeros(samples - samples % 128)
+    beat = round(SR * 60 / 128)  # 128 BPM, inside the default 120-135 range
+    for start in range(0, len(clicks) - 64, beat):
+        clicks[start : start + 64] = 0.8 * torch.randn(64, generator=torch.Generator().manual_seed(start))
+    noise = 0.3 * torch.randn(len(clicks), generator=torch.Generator().manual_seed(1))
+    assert beat_strength(clicks, SR) > 0.5 > 0.2 > beat_strength(noise, SR)
+    assert beat_strength(clicks, SR, bpm_range=(80.0, 90.0)) < 0.3  # no period at those tempos
+    assert beat_strength(torch.zeros(8192), SR) == 0.0
+
+
+def test_comb_share_finds_a_buzz_at_the_frame_rate_and_not_in_noise():
+    buzz = torch.zeros(SR)
+    buzz[::128] = 1.0  # one click per 128 samples: 125 Hz and its harmonics
+    noise = 0.3 * torch.randn(SR, generator=torch.Generator().manual_seed(2))
+    assert comb_share(buzz, SR) > 0.95
+    assert comb_share(noise, SR) < 0.1  # 5 Hz of every 125 Hz
+    assert comb_share(sine(200.0, seconds=1.0), SR) < 0.01 < comb_share(sine(250.0, seconds=1.0), SR)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from coursekit.metrics import roughness
 from coursekit.models.audio_vae import AudioVAEConfig, AudioVAELoss
 from coursekit.models.latent_vae import LatentVAEConfig
-from coursekit.recipes.latent_vae import describe_latent_vae, loop_trajectories, roughness, train_latent_vae
+from coursekit.recipes.latent_vae import describe_latent_vae, loop_trajectories, train_latent_vae
 from coursekit.recipes.waveform_vae import listen_audio, reconstruct, train_waveform_vae, waveform_clips
 
 TINY = AudioVAEConfig(bands=4, strides=(2, 2, 8), channels=(8, 8, 16), latent_channels=4, dilations=(1,))

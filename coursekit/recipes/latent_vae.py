@@ -25,7 +25,7 @@ from coursekit import config
 from coursekit.checkpoints import save_checkpoint
 from coursekit.data.loops import TechnoLoops
 from coursekit.losses import beta_warmup
-from coursekit.metrics import active_units
+from coursekit.metrics import active_units, roughness
 from coursekit.models import parameter_count
 from coursekit.models.audio_vae import AudioVAE, build_audio_vae
 from coursekit.models.latent_vae import LatentVAE, LatentVAEConfig, build_latent_vae, latent_vae_loss
@@ -73,14 +73,6 @@ def load_waveform_vae(ship: bool = False) -> AudioVAE:
     else:
         model, _ = load_or_train("waveform_vae", build_audio_vae, verbose=False)
     return model.eval()
-
-
-def roughness(trajectory: torch.Tensor) -> float:
-    """Mean squared difference between neighbouring frames, ``[..., frames]`` -> float (0 for a constant).
-
-    Lesson: lessons/06_latent_vae.ipynb
-    """
-    return float((trajectory[..., 1:] - trajectory[..., :-1]).pow(2).mean())
 
 
 @torch.no_grad()
