@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--reconstruction", default="spectral+convergence")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--steps", type=int, default=None, help="stop after this many steps (a step budget)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -48,7 +49,7 @@ def main() -> None:
     loss = AudioVAELoss(args.regulariser, args.weight, args.warmup, args.reconstruction)
     print(json.dumps(model_config.to_dict()), vars(args), flush=True)
     model, metrics = train_waveform_vae(model_config, args.minutes, tuple(args.at), loss, lr=args.lr,
-                                        live_plot=False, progress=False)  # fmt: skip
+                                        max_steps=args.steps, live_plot=False, progress=False)  # fmt: skip
     for mark in metrics["marks"]:
         print(json.dumps(mark))
     print(json.dumps({k: v for k, v in metrics.items() if k not in ("marks", "listen", "history")}))

@@ -229,7 +229,7 @@ def pitch_error_cents(x: torch.Tensor | np.ndarray, sr: int, pitch: int, thresho
     Lesson: lessons/00_tour.ipynb
     """
     mono = audio.to_mono(torch.as_tensor(x, dtype=torch.float32))
-    cents, confidence = _crepe_cents(audio.resample(mono, sr, CREPE_SR))
+    cents, confidence = crepe_cents(audio.resample(mono, sr, CREPE_SR))
     voiced = confidence > threshold
     if not voiced.any():
         raise ValueError(f"no frame of x is voiced (confidence > {threshold}): it is silent, noisy or below 32 Hz.")
@@ -279,7 +279,7 @@ def pitch_kept(
     return {"pitched": pitched, "kept": int(kept), "fraction": kept / pitched if pitched else float("nan")}
 
 
-def _crepe_cents(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def crepe_cents(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """CREPE's pitch (cents above 10 Hz) and confidence for each 20 ms frame of ``x`` [1, samples] at 16 kHz.
 
     Decoded here rather than by ``torchcrepe.predict``: its Viterbi decoder sticks at the lowest bin

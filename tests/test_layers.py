@@ -28,6 +28,7 @@ LAYERS = {  # module (or package) prefix -> (layer number, layer name)
     "coursekit.data": (2, "data"),
     "coursekit.losses": (3, "objectives"),
     "coursekit.metrics": (3, "objectives"),
+    "coursekit.evaluation": (3, "objectives"),
     "coursekit.models": (4, "models"),
     "coursekit.train": (5, "training"),
     "coursekit.nonfinite": (5, "training"),

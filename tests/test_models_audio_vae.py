@@ -134,6 +134,20 @@ def test_the_wae_loss_decodes_the_mean_and_mse_is_the_waveform_error():
     assert float(parts["regulariser"].detach()) > 0.0  # codes of an untrained encoder are not N(0, I)
 
 
+def test_the_combined_reconstruction_adds_the_relative_waveform_error_to_both_spectral_terms():
+    from coursekit.audio import multi_resolution_spectral_convergence, multi_resolution_spectral_distance
+
+    torch.manual_seed(0)
+    model = build_audio_vae(SMALL).eval()
+    x = 0.3 * torch.randn(2, 1, 8 * 256)
+    parts = AudioVAELoss("mmd", reconstruction="spectral+convergence+waveform",
+                         generator=torch.Generator().manual_seed(0))(model, x)  # fmt: skip
+    x_hat = model.decode(model.encode(x)[0])
+    relative = (x_hat - x).pow(2).sum() / x.pow(2).sum()
+    expected = multi_resolution_spectral_distance(x_hat, x) + multi_resolution_spectral_convergence(x_hat, x) + relative
+    torch.testing.assert_close(parts["recon"], expected)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

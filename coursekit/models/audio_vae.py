@@ -205,7 +205,7 @@ def build_audio_vae(config: AudioVAEConfig | dict | None = None) -> AudioVAE:
 
 
 REGULARISERS = ("kl", "mmd")
-RECONSTRUCTIONS = ("spectral", "spectral+convergence", "mse")
+RECONSTRUCTIONS = ("spectral", "spectral+convergence", "spectral+convergence+waveform", "mse")
 
 
 class AudioVAELoss:
@@ -217,7 +217,10 @@ class AudioVAELoss:
       :func:`coursekit.audio.multi_resolution_spectral_distance` (log magnitudes, phase ignored, the
       loss of source 004), ``"spectral+convergence"``, that plus
       :func:`coursekit.audio.multi_resolution_spectral_convergence` (linear magnitudes, which weigh
-      the loud partials), or ``"mse"``, the waveform's mean squared error (for comparison only);
+      the loud partials), ``"spectral+convergence+waveform"``, that plus the waveform's relative squared
+      error ``sum((x_hat - x)^2) / sum(x^2)`` (1 for a silent output, so it sits on the scale of the
+      spectral terms; it ties the phase, which the spectral terms leave free), or ``"mse"``, the
+      waveform's mean squared error alone (for comparison only);
     - regulariser is ``"kl"`` (a VAE: the posterior sample is decoded, KL to N(0, 1) in nats per
       latent frame, summed over channels) or ``"mmd"`` (a Wasserstein autoencoder: the posterior
       mean is decoded and :func:`coursekit.losses.mmd_imq` compares ``mmd_frames`` of its frames,
@@ -270,8 +273,10 @@ class AudioVAELoss:
             regulariser = mmd_imq(frames[chosen], generator=self.generator)
         if self.reconstruction.startswith("spectral"):
             recon = multi_resolution_spectral_distance(x_hat, x)
-            if self.reconstruction == "spectral+convergence":
+            if "convergence" in self.reconstruction:
                 recon = recon + multi_resolution_spectral_convergence(x_hat, x)
+            if self.reconstruction.endswith("waveform"):
+                recon = recon + (x_hat - x).pow(2).sum() / x.pow(2).sum().clamp_min(1e-12)
         else:
             recon = (x_hat - x).pow(2).mean()
         weight = self.current_weight()

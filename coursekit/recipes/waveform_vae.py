@@ -249,3 +249,40 @@ for _name, _setting in VARIANTS.items():
     _register_variant(_name, *_setting, steps=VARIANT_STEPS)
 _register_variant("bands16", BANDS16, WAVE_REGULARISER, WAVE_WEIGHT, WAVE_RECONSTRUCTION)
 _register_variant("mse15", AudioVAEConfig(), WAVE_REGULARISER, WAVE_WEIGHT, "mse")  # the shipped budget, squared error
+
+
+LOOP_COUNTS, LOOP_COUNT_STEPS = (8, 32, 128, 512), 1000  # lesson 05's "does more data help?" runs
+
+
+def train_on_loops(n_loops: int, steps: int = LOOP_COUNT_STEPS) -> tuple[AudioVAE, dict]:
+    """The shipped architecture and loss trained on ``n_loops`` two-bar loops only, for ``steps`` steps.
+
+    Measures the referee ratio on the 64 held-out loop clips (``ratio_loops``), on the unseen-instrument
+    notes (``ratio_notes``) and on up to 64 one-second clips of the training loops themselves
+    (``ratio_train_loops``, cut like the held-out ones), so the gap between heard and unheard loops shows.
+
+    Returns:
+        ``(model, metrics)`` as :func:`train_waveform_vae`, plus ``"train_loops"`` and ``"ratio_train_loops"``.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    clips = waveform_clips(train_loops=n_loops)
+    clips["train"] = clips["train"][-2 * n_loops :]  # the loop pieces only: no notes
+    model, metrics = train_waveform_vae(AudioVAEConfig(), minutes=600.0, marks=(), clips=clips, max_steps=steps,
+                                        measure_pitch=False, live_plot=False, progress=False)  # fmt: skip
+    heard = clips["train"][:64, :, :SR]
+    ratio_heard = random_other_ratio(reconstruct(model, heard), heard, referee_distance())
+    metrics |= {"train_loops": n_loops, "ratio_train_loops": round(ratio_heard, 4)}
+    return model, metrics
+
+
+def _register_loop_count(n_loops: int) -> None:
+    @register_recipe(f"waveform_vae_loops{n_loops}", f"lesson 05's data-size comparison: the waveform VAE trained on "
+                     f"{n_loops} two-bar loops only, {LOOP_COUNT_STEPS} steps")  # fmt: skip
+    def train_loop_count(path: Path, ship: bool) -> None:
+        model, metrics = train_on_loops(n_loops)
+        save_checkpoint(path, model, model.config, metrics)
+
+
+for _count in LOOP_COUNTS:
+    _register_loop_count(_count)
