@@ -13,6 +13,11 @@ instruments says how far its embedding generalises; chance is 1/11.
 of each train note (:data:`FEATURES`), conditioned on family and key, Adam 1e-3 with a cosine to 5 %,
 batch 32, ``CVAE_EPOCHS`` epochs.
 
+``gan_wgan`` and ``gan_smoothed``: :class:`~coursekit.models.gan.GAN` on the same features, Adam
+1e-4 (betas 0.5, 0.9) for both players, batch 16, with source 001's exponential decay of the learning rate
+(x 0.9995 per generator step); WGAN-GP with 5 critic steps per generator step, the smoothed-label
+GAN with one.
+
 Lesson: lessons/08_model_comparison.ipynb
 """
 
@@ -35,12 +40,15 @@ from coursekit.features import SpectrogramFeatures
 from coursekit.models import parameter_count
 from coursekit.models.cvae import ConditionalVAE, ConditionalVAEConfig, build_conditional_vae, cvae_loss
 from coursekit.models.family import FamilyClassifier, FamilyClassifierConfig, build_family_classifier, family_loss
+from coursekit.models.gan import GAN, GANConfig, build_gan, critic_loss, generator_loss
 from coursekit.recipes.registry import register_recipe
 from coursekit.train import fit
 
 CLASSIFIER_SEED, CLASSIFIER_BATCH, CLASSIFIER_LR, CLASSIFIER_EPOCHS = 0, 32, 1e-3, 40
 FEATURES = SpectrogramFeatures(duration=1.0, n_frames=64)  # lesson 04's features of the first second: [1, 256, 64]
 CVAE_SEED, CVAE_BATCH, CVAE_LR, CVAE_EPOCHS = 0, 32, 1e-3, 60
+GAN_SEED, GAN_BATCH, GAN_LR, GAN_BETAS, GAN_DECAY = 0, 16, 1e-4, (0.5, 0.9), 0.9995  # decay: per generator step
+GAN_STEPS, GAN_N_CRITIC = {"wgan-gp": 1500, "smoothed": 3000}, {"wgan-gp": 5, "smoothed": 1}
 
 
 def note_clips(split: str, seconds: float = 1.0, size: str | int = "mini") -> dict[str, torch.Tensor]:
@@ -176,3 +184,74 @@ def train_cvae(
 def cvae(path: Path, ship: bool) -> None:
     model, metrics = train_cvae(live_plot=False)
     save_checkpoint(path, model, model.config, metrics)
+
+
+def train_gan(
+    objective: str = "wgan-gp", steps: int | None = None, model_config: GANConfig | None = None, seed: int = GAN_SEED,
+    size: str | int = "mini", log_every: int = 50, progress: bool = True,
+) -> tuple[GAN, dict]:  # fmt: skip
+    """Train a :class:`GAN` on the train notes' features, ``steps`` generator steps.
+
+    Stops with ``FloatingPointError`` naming the step when a loss stops being finite.
+
+    Returns:
+        ``(model, metrics)``, metrics ``{"objective", "steps", "history": [{"step", "critic_loss",
+        "generator_loss", "wasserstein" (WGAN-GP only), "lr", "time_s"}, ...], "parameters",
+        "train_seconds", ...}``.
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    steps = GAN_STEPS[objective] if steps is None else steps
+    config.seed_everything(seed)
+    images = nsynth_features("train", size, FEATURES).tensors["features"]
+    model = build_gan(model_config)
+    opt_g = torch.optim.Adam(model.generator.parameters(), lr=GAN_LR, betas=GAN_BETAS)
+    opt_c = torch.optim.Adam(model.critic.parameters(), lr=GAN_LR, betas=GAN_BETAS)
+    decays = [torch.optim.lr_scheduler.ExponentialLR(opt, GAN_DECAY) for opt in (opt_g, opt_c)]
+    g = torch.Generator().manual_seed(seed)
+    history, start, log = [], time.perf_counter(), {}
+    for step in range(1, steps + 1):
+        for _ in range(GAN_N_CRITIC[objective]):
+            real = images[torch.randint(len(images), (GAN_BATCH,), generator=g)]
+            fake = model.generate(torch.randn(GAN_BATCH, model.config.z_dim, generator=g))
+            parts = critic_loss(model, real, fake, objective, generator=g)
+            opt_c.zero_grad()
+            parts["loss"].backward()
+            opt_c.step()
+        loss_g = generator_loss(model, model.generate(torch.randn(GAN_BATCH, model.config.z_dim, generator=g)),
+                                objective)  # fmt: skip
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        for decay in decays:
+            decay.step()
+        if not (math.isfinite(float(parts["loss"].detach())) and math.isfinite(float(loss_g.detach()))):
+            raise FloatingPointError(f"the GAN's loss stopped being finite at generator step {step} (critic "
+                                     f"{float(parts['loss'])}, generator {float(loss_g)}): lower GAN_LR.")  # fmt: skip
+        for key, value in (("critic_loss", parts["loss"]), ("generator_loss", loss_g),
+                           ("wasserstein", parts.get("wasserstein"))):  # fmt: skip
+            if value is not None:
+                log.setdefault(key, []).append(float(value))
+        if step % log_every == 0 or step == steps:
+            means = {k: round(sum(v) / len(v), 4) for k, v in log.items()}
+            history.append({"step": step, **means, "lr": opt_g.param_groups[0]["lr"],
+                            "time_s": round(time.perf_counter() - start, 1)})  # fmt: skip
+            log = {}
+            if progress:
+                print(history[-1], flush=True)
+    model.eval()
+    return model, {"objective": objective, "steps": steps, "n_critic": GAN_N_CRITIC[objective],
+                   "parameters": parameter_count(model), "train_seconds": round(time.perf_counter() - start, 1),
+                   **_machine(), "history": history}  # fmt: skip
+
+
+def _register_gan(name: str, objective: str) -> None:
+    @register_recipe(name, f"GAN on 1 s spectrogram features, {objective}, {GAN_STEPS[objective]} generator steps "
+                     "(lesson 08)")  # fmt: skip
+    def train(path: Path, ship: bool) -> None:
+        model, metrics = train_gan(objective)
+        save_checkpoint(path, model, model.config, metrics)
+
+
+_register_gan("gan_wgan", "wgan-gp")
+_register_gan("gan_smoothed", "smoothed")
