@@ -18,6 +18,10 @@ batch 32, ``CVAE_EPOCHS`` epochs.
 (x 0.9995 per generator step); WGAN-GP with 5 critic steps per generator step, the smoothed-label
 GAN with one.
 
+``frame_lstm``: :class:`~coursekit.models.frame_lstm.FrameLSTM` on every (16 frames, next frame) pair
+of the train notes' features, batch 64, Adam 1e-3 with a cosine to 5 %, ``LSTM_STEPS`` steps; its
+one-step error on the test notes is reported beside the copy-the-last-frame baseline.
+
 Lesson: lessons/08_model_comparison.ipynb
 """
 
@@ -40,6 +44,7 @@ from coursekit.features import SpectrogramFeatures
 from coursekit.models import parameter_count
 from coursekit.models.cvae import ConditionalVAE, ConditionalVAEConfig, build_conditional_vae, cvae_loss
 from coursekit.models.family import FamilyClassifier, FamilyClassifierConfig, build_family_classifier, family_loss
+from coursekit.models.frame_lstm import FrameLSTM, FrameLSTMConfig, build_frame_lstm, frame_lstm_loss, frame_windows
 from coursekit.models.gan import GAN, GANConfig, build_gan, critic_loss, generator_loss
 from coursekit.recipes.registry import register_recipe
 from coursekit.train import fit
@@ -48,6 +53,7 @@ CLASSIFIER_SEED, CLASSIFIER_BATCH, CLASSIFIER_LR, CLASSIFIER_EPOCHS = 0, 32, 1e-
 FEATURES = SpectrogramFeatures(duration=1.0, n_frames=64)  # lesson 04's features of the first second: [1, 256, 64]
 CVAE_SEED, CVAE_BATCH, CVAE_LR, CVAE_EPOCHS = 0, 32, 1e-3, 60
 GAN_SEED, GAN_BATCH, GAN_LR, GAN_BETAS, GAN_DECAY = 0, 16, 1e-4, (0.5, 0.9), 0.9995  # decay: per generator step
+LSTM_SEED, LSTM_BATCH, LSTM_LR, LSTM_STEPS, LSTM_FRAMES = 0, 64, 1e-3, 2000, 63  # 63 frames hold the 1 s note
 GAN_STEPS, GAN_N_CRITIC = {"wgan-gp": 1500, "smoothed": 3000}, {"wgan-gp": 5, "smoothed": 1}
 
 
@@ -255,3 +261,55 @@ def _register_gan(name: str, objective: str) -> None:
 
 _register_gan("gan_wgan", "wgan-gp")
 _register_gan("gan_smoothed", "smoothed")
+
+
+def train_frame_lstm(
+    model_config: FrameLSTMConfig | None = None, steps: int = LSTM_STEPS, seed: int = LSTM_SEED,
+    size: str | int = "mini", live_plot: bool | str = "auto", progress: bool = True,
+) -> tuple[FrameLSTM, dict]:  # fmt: skip
+    """Train the frame LSTM on the train notes; measure one-step prediction on the test notes.
+
+    Returns:
+        ``(model, metrics)``, metrics ``{"test_mse", "test_mae", "copy_last_mse" (predicting that the
+        next frame equals the last one), "parameters", "train_seconds", "history", ...}``.
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    config.seed_everything(seed)
+    model = build_frame_lstm(model_config)
+    window = model.config.window
+
+    def pairs(split: str) -> list[dict]:
+        windows, targets = frame_windows(nsynth_features(split, size, FEATURES).tensors["features"], window,
+                                         LSTM_FRAMES)  # fmt: skip
+        return [{"window": w, "next": t} for w, t in zip(windows, targets, strict=True)]
+
+    train, test = pairs("train"), pairs("test")
+    loader = DataLoader(train, batch_size=LSTM_BATCH, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    valid = DataLoader(test[::8], batch_size=256)  # every 8th test pair: 1/8 of the cost, the same notes
+    optimizer = torch.optim.Adam(model.parameters(), lr=LSTM_LR)
+    epochs = math.ceil(steps / len(loader))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(epochs))
+    start = time.perf_counter()
+    history = fit(model, loader, frame_lstm_loss, optimizer, valid_loader=valid, epochs=epochs, max_steps=steps,
+                  scheduler=schedule, live_plot=live_plot, progress=progress)  # fmt: skip
+    seconds = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        windows = torch.stack([p["window"] for p in test])
+        targets = torch.stack([p["next"] for p in test])
+        predicted = torch.cat([model(chunk) for chunk in windows.split(512)])
+    return model, {
+        "test_mse": round(float((predicted - targets).pow(2).mean()), 6),
+        "test_mae": round(float((predicted - targets).abs().mean()), 6),
+        "copy_last_mse": round(float((windows[:, -1] - targets).pow(2).mean()), 6),
+        "parameters": parameter_count(model), "steps": steps, "train_seconds": round(seconds, 1), **_machine(),
+        "history": history.epochs,
+    }  # fmt: skip
+
+
+@register_recipe("frame_lstm", f"bidirectional LSTM predicting the next spectrogram frame from 16, {LSTM_STEPS} steps "
+                 "(lesson 08)")  # fmt: skip
+def frame_lstm(path: Path, ship: bool) -> None:
+    model, metrics = train_frame_lstm(live_plot=False)
+    save_checkpoint(path, model, model.config, metrics)
