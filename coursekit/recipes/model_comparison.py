@@ -22,6 +22,12 @@ GAN with one.
 of the train notes' features, batch 64, Adam 1e-3 with a cosine to 5 %, ``LSTM_STEPS`` steps; its
 one-step error on the test notes is reported beside the copy-the-last-frame baseline.
 
+``wavenet_d5`` and ``wavenet_d3``: :class:`~coursekit.models.wavenet.WaveNetAE` with the decoder
+dilations source 001 compared, on random 2,048-sample windows of the first 1.5 s of the train notes,
+batch 8, Adam 1e-3, epochs of 50 steps, the learning rate halved when the validation loss has not
+improved for 2 epochs and training stopped after 4 (the shared loop's plateau schedule and early
+stopping), at most ``WAVENET_STEPS`` steps; validation on the first 2,048 samples of 32 valid notes.
+
 Lesson: lessons/08_model_comparison.ipynb
 """
 
@@ -38,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from coursekit import config
 from coursekit.checkpoints import save_checkpoint
+from coursekit.data.crops import RandomCrops
 from coursekit.data.notes import nsynth_features
 from coursekit.data.nsynth import FAMILIES, SR, NSynthMini
 from coursekit.features import SpectrogramFeatures
@@ -46,6 +53,7 @@ from coursekit.models.cvae import ConditionalVAE, ConditionalVAEConfig, build_co
 from coursekit.models.family import FamilyClassifier, FamilyClassifierConfig, build_family_classifier, family_loss
 from coursekit.models.frame_lstm import FrameLSTM, FrameLSTMConfig, build_frame_lstm, frame_lstm_loss, frame_windows
 from coursekit.models.gan import GAN, GANConfig, build_gan, critic_loss, generator_loss
+from coursekit.models.wavenet import WaveNetAE, WaveNetAEConfig, build_wavenet_ae, wavenet_loss
 from coursekit.recipes.registry import register_recipe
 from coursekit.train import fit
 
@@ -54,7 +62,9 @@ FEATURES = SpectrogramFeatures(duration=1.0, n_frames=64)  # lesson 04's feature
 CVAE_SEED, CVAE_BATCH, CVAE_LR, CVAE_EPOCHS = 0, 32, 1e-3, 60
 GAN_SEED, GAN_BATCH, GAN_LR, GAN_BETAS, GAN_DECAY = 0, 16, 1e-4, (0.5, 0.9), 0.9995  # decay: per generator step
 LSTM_SEED, LSTM_BATCH, LSTM_LR, LSTM_STEPS, LSTM_FRAMES = 0, 64, 1e-3, 2000, 63  # 63 frames hold the 1 s note
-GAN_STEPS, GAN_N_CRITIC = {"wgan-gp": 1500, "smoothed": 3000}, {"wgan-gp": 5, "smoothed": 1}
+WAVENET_SEED, WAVENET_BATCH, WAVENET_CROP, WAVENET_LR, WAVENET_STEPS = 0, 8, 2048, 1e-3, 1000
+WAVENET_DILATIONS = {"wavenet_d5": (1, 2, 4, 8, 16), "wavenet_d3": (1, 4, 16)}  # source 001's two settings
+GAN_STEPS, GAN_N_CRITIC = {"wgan-gp": 1000, "smoothed": 3000}, {"wgan-gp": 5, "smoothed": 1}
 
 
 def note_clips(split: str, seconds: float = 1.0, size: str | int = "mini") -> dict[str, torch.Tensor]:
@@ -237,7 +247,7 @@ def train_gan(
         for key, value in (("critic_loss", parts["loss"]), ("generator_loss", loss_g),
                            ("wasserstein", parts.get("wasserstein"))):  # fmt: skip
             if value is not None:
-                log.setdefault(key, []).append(float(value))
+                log.setdefault(key, []).append(float(value.detach()))
         if step % log_every == 0 or step == steps:
             means = {k: round(sum(v) / len(v), 4) for k, v in log.items()}
             history.append({"step": step, **means, "lr": opt_g.param_groups[0]["lr"],
@@ -313,3 +323,55 @@ def train_frame_lstm(
 def frame_lstm(path: Path, ship: bool) -> None:
     model, metrics = train_frame_lstm(live_plot=False)
     save_checkpoint(path, model, model.config, metrics)
+
+
+def train_wavenet(
+    model_config: WaveNetAEConfig | None = None, steps: int = WAVENET_STEPS, seed: int = WAVENET_SEED,
+    size: str | int = "mini", live_plot: bool | str = "auto", progress: bool = True,
+) -> tuple[WaveNetAE, dict]:  # fmt: skip
+    """Train the WaveNet autoencoder; report its cross-entropy (nats per sample) on unseen test notes.
+
+    Returns:
+        ``(model, metrics)``, metrics ``{"test_nats", "test_accuracy" (share of samples whose most
+        likely class is right), "uniform_nats" (log 256, a model that learned nothing),
+        "receptive_field", "parameters", "train_seconds", "history", ...}``.
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    config.seed_everything(seed)
+    model = build_wavenet_ae(model_config)
+    train = note_clips("train", 1.5, size)["audio"]
+    valid = note_clips("valid", 1.0, size)["audio"][torch.randperm(len(NSynthMini("valid", size=size)),
+                                                     generator=torch.Generator().manual_seed(seed))[:32]]  # fmt: skip
+    test = note_clips("test", 1.0, size)["audio"][..., :WAVENET_CROP]
+    loader = DataLoader(RandomCrops(train, WAVENET_CROP, WAVENET_BATCH * 50, seed=seed), batch_size=WAVENET_BATCH)
+    optimizer = torch.optim.Adam(model.parameters(), lr=WAVENET_LR)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    start = time.perf_counter()
+    history = fit(model, loader, wavenet_loss, optimizer, valid_loader=DataLoader(valid[..., :WAVENET_CROP],
+                  batch_size=16), epochs=10**6, max_steps=steps, patience=4, scheduler=plateau, restore_best=True,
+                  live_plot=live_plot, progress=progress)  # fmt: skip
+    seconds = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        parts = [wavenet_loss(model, chunk) for chunk in test.split(16)]
+    return model, {
+        "test_nats": round(float(torch.stack([p["loss"] for p in parts]).mean()), 4),
+        "test_accuracy": round(float(torch.stack([p["accuracy"] for p in parts]).mean()), 4),
+        "uniform_nats": round(math.log(model.config.classes), 4),
+        "receptive_field": model.config.receptive_field, "parameters": parameter_count(model),
+        "steps": history.epochs[-1]["steps"], "train_seconds": round(seconds, 1), **_machine(),
+        "history": history.epochs,
+    }  # fmt: skip
+
+
+def _register_wavenet(name: str, dilations: tuple[int, ...]) -> None:
+    @register_recipe(name, f"WaveNet autoencoder, decoder dilations {list(dilations)}, at most {WAVENET_STEPS} "
+                     "steps (lesson 08)")  # fmt: skip
+    def train(path: Path, ship: bool) -> None:
+        model, metrics = train_wavenet(WaveNetAEConfig(dilations=dilations), live_plot=False)
+        save_checkpoint(path, model, model.config, metrics)
+
+
+for _name, _dilations in WAVENET_DILATIONS.items():
+    _register_wavenet(_name, _dilations)
