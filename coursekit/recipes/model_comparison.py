@@ -110,7 +110,7 @@ def accuracy(model: FamilyClassifier, clips: dict[str, torch.Tensor]) -> float:
 
 def train_family_classifier(
     model_config: FamilyClassifierConfig | None = None, epochs: int = CLASSIFIER_EPOCHS, seed: int = CLASSIFIER_SEED,
-    live_plot: bool | str = "auto", progress: bool = True,
+    size: str | int = "mini", live_plot: bool | str = "auto", progress: bool = True,
 ) -> tuple[FamilyClassifier, dict]:  # fmt: skip
     """Train the family classifier on the train instruments and measure it on the unseen test instruments.
 
@@ -121,7 +121,7 @@ def train_family_classifier(
     Lesson: lessons/08_model_comparison.ipynb
     """
     config.seed_everything(seed)
-    train, valid, test = note_clips("train", 2.0), note_clips("valid"), note_clips("test")
+    train, valid, test = note_clips("train", 2.0, size), note_clips("valid", 1.0, size), note_clips("test", 1.0, size)
     model = build_family_classifier(model_config)
     loader = DataLoader(_RandomWindows(train, seed), batch_size=CLASSIFIER_BATCH, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))  # fmt: skip
