@@ -326,3 +326,40 @@ def interpolation_slider(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a whole number >= 1.")
     return InterpolationSlider(render, z_a, z_b, mode, kind, steps, device, autoplay)
+
+
+# ----------------------------------------------------------------------------- listening grid (lesson 08)
+def listening_grid(sounds: dict[str, dict[str, torch.Tensor]], sr: int, title: str = "") -> widgets.HTML:
+    """A table of audio players: one row per key of ``sounds``, one column per key of its dicts.
+
+    Args:
+        sounds: ``{row: {column: signal [samples] or [1, samples]}}``, e.g. families as rows and
+            models as columns; a missing cell is left empty. Signals louder than [-1, 1] are scaled down.
+        sr: their sample rate in Hz.
+        title: a caption above the table.
+
+    Returns:
+        An ``ipywidgets.HTML`` (the last line of a cell displays it); ``.value`` holds the table, each
+        player's sound inline as a base64 WAV, so the notebook plays offline and keeps its sounds.
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    import base64
+
+    if not sounds or not all(isinstance(row, dict) for row in sounds.values()):
+        raise ValueError("sounds must be {row name: {column name: signal}} with at least one row.")
+    columns = list(dict.fromkeys(column for row in sounds.values() for column in row))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    rows = []
+    for name, row in sounds.items():
+        cells = []
+        for column in columns:
+            if column not in row:
+                cells.append("<td></td>")
+                continue
+            wav = base64.b64encode(signal_to_wav(torch.as_tensor(row[column]).reshape(-1), sr)).decode("ascii")
+            cells.append(f'<td><audio controls preload="none" style="width:150px" '
+                         f'src="data:audio/wav;base64,{wav}"></audio></td>')  # fmt: skip
+        rows.append(f"<tr><th>{html.escape(str(name))}</th>{''.join(cells)}</tr>")
+    caption = f"<caption>{html.escape(title)}</caption>" if title else ""
+    return widgets.HTML(f"<table>{caption}<tr><th></th>{head}</tr>{''.join(rows)}</table>")

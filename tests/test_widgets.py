@@ -254,3 +254,23 @@ def test_interpolation_slider_bad_arguments():
         widgets.interpolation_slider(Recorder(), torch.zeros(2, 3), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="steps=0"):
         widgets.interpolation_slider(Recorder(), torch.zeros(2), torch.ones(2), steps=0)
+
+
+def test_the_listening_grid_puts_one_playable_wav_in_each_named_cell():
+    import base64
+    import re
+
+    from coursekit.widgets import listening_grid
+
+    tone = 0.5 * torch.sin(torch.arange(800) / 5)
+    grid = listening_grid({"brass": {"cvae": tone, "gan": 2 * tone}, "flute <1>": {"gan": tone}}, 8000, "demo")
+    table = grid.value
+    assert table.count("<audio") == 3 and table.count("<td></td>") == 1  # flute has no cvae cell
+    assert "<th>cvae</th><th>gan</th>" in table and "flute &lt;1&gt;" in table and "<caption>demo</caption>" in table
+    wavs = re.findall(r"base64,([A-Za-z0-9+/=]+)", table)
+    first, sr = sf.read(io.BytesIO(base64.b64decode(wavs[0])))
+    assert sr == 8000 and np.allclose(first, tone.numpy(), atol=1e-4)
+    loud, _ = sf.read(io.BytesIO(base64.b64decode(wavs[1])))
+    assert np.abs(loud).max() == pytest.approx(1.0, abs=1e-4)  # scaled down to fit, not clipped
+    with pytest.raises(ValueError, match=r"sounds must be \{row name: \{column name: signal\}\}"):
+        listening_grid({}, 8000)
