@@ -250,6 +250,17 @@ for _name, _setting in VARIANTS.items():
 _register_variant("bands16", BANDS16, WAVE_REGULARISER, WAVE_WEIGHT, WAVE_RECONSTRUCTION)
 _register_variant("mse15", AudioVAEConfig(), WAVE_REGULARISER, WAVE_WEIGHT, "mse")  # the shipped budget, squared error
 
+BOTH_STEPS = 1135  # the steps the shipped model took in its 15 minutes (bench run E)
+
+
+@register_recipe("waveform_vae_both", "lesson 05's comparison: the waveform VAE with log + linear spectral distance "
+                 f"plus relative waveform error, KL {WAVE_WEIGHT:g}, {BOTH_STEPS} steps (as shipped)")  # fmt: skip
+def waveform_vae_both(path: Path, ship: bool) -> None:
+    loss = AudioVAELoss(WAVE_REGULARISER, WAVE_WEIGHT, WAVE_WARMUP, "spectral+convergence+waveform")
+    model, metrics = train_waveform_vae(minutes=60.0, marks=(5.0, 10.0, 15.0), loss=loss, max_steps=BOTH_STEPS,
+                                        live_plot=False)  # fmt: skip
+    save_checkpoint(path, model, model.config, metrics)
+
 
 LOOP_COUNTS, LOOP_COUNT_STEPS = (8, 32, 128, 512), 1000  # lesson 05's "does more data help?" runs
 
