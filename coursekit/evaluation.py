@@ -6,7 +6,7 @@ vibrato wobble was a new pitch, and reported Fréchet distances on MFCCs with no
 Here:
 
 - pitch is CREPE's, one MIDI number per note (the median over its voiced frames), so counts and ranges
-  are in notes and semitones (:func:`note_pitches`, :func:`pitch_statistics`); the document's Hz
+  are in notes and semitones (:func:`voiced_frames`, :func:`note_pitches`, :func:`pitch_statistics`); the document's Hz
   figures are kept beside them (:func:`frame_pitches_hz`, :func:`hz_counts`) to show why they mislead;
 - pitch-class histograms are compared by a KL divergence with its direction and smoothing stated
   (:func:`histogram_kl`), and a generator asked for a pitch is scored by how often it plays it
@@ -45,8 +45,12 @@ def _crepe_frames(clip: torch.Tensor, sr: int, threshold: float) -> torch.Tensor
     return (cents / 100 + MIDI_OF_10_HZ)[confidence > threshold]
 
 
-def note_pitches(clips: torch.Tensor, sr: int, threshold: float = 0.5) -> torch.Tensor:
-    """One pitch per clip: CREPE's median over its voiced frames, as a fractional MIDI number.
+def voiced_frames(clips: torch.Tensor, sr: int, threshold: float = 0.5) -> list[torch.Tensor]:
+    """CREPE's pitch of every voiced 20 ms frame of each clip, as fractional MIDI numbers.
+
+    The one CREPE pass behind :func:`note_pitches` and :func:`frame_pitches_hz`; call it once and use
+    :func:`frame_medians` and :func:`midi_to_hz` when both are needed. About 0.1 s per second of audio
+    on one core.
 
     Args:
         clips: Tensor [n, 1, samples].
@@ -54,17 +58,40 @@ def note_pitches(clips: torch.Tensor, sr: int, threshold: float = 0.5) -> torch.
         threshold: a frame is voiced when CREPE's confidence exceeds it.
 
     Returns:
-        Tensor [n] of MIDI numbers (69.0 is A4, 440 Hz); ``nan`` for a clip with no voiced frame
-        (silence, noise). About 0.1 s per second of audio on one core.
+        A list of n Tensors [voiced frames of that clip] (empty for silence or noise).
 
     Lesson: lessons/08_model_comparison.ipynb
     """
     _check_clips(clips)
-    pitches = []
-    for clip in clips:
-        frames = _crepe_frames(clip, sr, threshold)
-        pitches.append(frames.median() if len(frames) else torch.tensor(float("nan")))
-    return torch.stack(pitches).float()
+    return [_crepe_frames(clip, sr, threshold) for clip in clips]
+
+
+def frame_medians(frames: list[torch.Tensor]) -> torch.Tensor:
+    """One pitch per clip from :func:`voiced_frames`: the median of its voiced frames, ``nan`` when none.
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    return torch.stack([f.median() if len(f) else torch.tensor(float("nan")) for f in frames]).float()
+
+
+def midi_to_hz(midi: torch.Tensor) -> torch.Tensor:
+    """Frequencies in Hz of (fractional) MIDI numbers: ``440 * 2 ** ((midi - 69) / 12)``.
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    return 440.0 * 2 ** ((midi - 69) / 12)
+
+
+def note_pitches(clips: torch.Tensor, sr: int, threshold: float = 0.5) -> torch.Tensor:
+    """One pitch per clip: CREPE's median over its voiced frames, as a fractional MIDI number.
+
+    Returns:
+        Tensor [n] of MIDI numbers (69.0 is A4, 440 Hz); ``nan`` for a clip with no voiced frame
+        (silence, noise).
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    return frame_medians(voiced_frames(clips, sr, threshold))
 
 
 def frame_pitches_hz(clips: torch.Tensor, sr: int, threshold: float = 0.5) -> torch.Tensor:
@@ -75,9 +102,7 @@ def frame_pitches_hz(clips: torch.Tensor, sr: int, threshold: float = 0.5) -> to
 
     Lesson: lessons/08_model_comparison.ipynb
     """
-    _check_clips(clips)
-    midi = torch.cat([_crepe_frames(clip, sr, threshold) for clip in clips])
-    return 440.0 * 2 ** ((midi - 69) / 12)
+    return midi_to_hz(torch.cat(voiced_frames(clips, sr, threshold)))
 
 
 def hz_counts(frames_hz: torch.Tensor) -> dict[str, float]:

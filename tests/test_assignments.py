@@ -546,3 +546,209 @@ def test_a3_grades_csv_and_feedback_have_every_student(graded_a3):
         assert re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", page.read_text()), (
             f"{student}: the feedback does not show the score {score} / {total}"
         )
+
+
+# ----------------------------------------------------------------------------- a5: evaluating generators (lesson 08)
+# The same checks again, in a course of its own: the solution gets full marks, the unmodified release zero, and
+# broken submissions lose exactly the tests they break, all graded in one batch.
+A5 = "a5_evaluating_generators"
+A5_TESTS = {  # autograded test cells and their points
+    "test_frechet_distance": 3,
+    "test_pitch_class_entropy": 2,
+    "test_pitch_class_kl": 3,
+    "test_ranking": 2,
+}
+A5_ANSWERS = {"assumptions_answer": 2, "ears_answer": 2, "bias_answer": 2}  # written answers, graded by hand
+# What each hidden test compares the student's answer with: scipy, and coursekit's own implementation.
+A5_REFERENCES = {
+    "test_frechet_distance": ("scipy.linalg.sqrtm(", "evaluation.frechet_distance("),
+    "test_pitch_class_entropy": ('evaluation.pitch_statistics(midi)["class_entropy_bits"]',),
+    "test_pitch_class_kl": ("scipy.stats.entropy(", "evaluation.histogram_kl("),
+    "test_ranking": ("evaluation.frechet_distance(", "evaluation.histogram_kl(", "assert ranking == by_frechet"),
+}
+A5_CREPE_BUDGET = 100  # CREPE costs about 0.1 s per clip on one core: at most this many clips at full size
+
+
+def _a5_change(cell_text: str, old: str, new: str) -> str:
+    assert cell_text.count(old) == 1, f"{old!r} no longer occurs once in the A5 solution"
+    return cell_text.replace(old, new)
+
+
+# Broken A5 submissions: the answer cell changed, how, and the test cells that must fail (every other one passes).
+# The ranking cell calls all three functions, so a broken function costs the ranking's points too.
+A5_BROKEN = {
+    "frechet_raises": (
+        "frechet_distance",
+        lambda s: _a5_change(s, "    x, y = np.asarray(",
+                             '    raise ValueError("a bug in frechet_distance")\n    x, y = np.asarray('),
+        {"test_frechet_distance", "test_ranking"},
+    ),
+    "entropy_syntax_error": (
+        "pitch_class_entropy",
+        lambda s: _a5_change(s, "def pitch_class_entropy(midi):", "def pitch_class_entropy(midi)"),
+        {"test_pitch_class_entropy", "test_ranking"},
+    ),
+    "kl_backwards": (  # KL(generated || reference): a plausible slip that the visible test names
+        "pitch_class_kl",
+        lambda s: _a5_change(s, "p, q = shares(reference_midi), shares(generated_midi)",
+                             "p, q = shares(generated_midi), shares(reference_midi)"),
+        {"test_pitch_class_kl", "test_ranking"},
+    ),
+    "ranking_reversed": (  # right numbers, the worse generator first: only the hidden ranking check sees it
+        "ranking",
+        lambda s: _a5_change(s, 'results[name]["frechet"])', 'results[name]["frechet"], reverse=True)'),
+        {"test_ranking"},
+    ),
+}
+
+
+def _a5_source() -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "solutions" / A5 / f"{A5}.ipynb", as_version=4)
+
+
+def _a5_cell(nb: nbformat.NotebookNode, grade_id: str):
+    cells = [c for c in nb.cells if _grade_id(c) == grade_id]
+    assert len(cells) == 1, f"no single cell {grade_id!r} in {A5}"
+    return cells[0]
+
+
+def test_a5_has_visible_and_hidden_tests_and_manual_answers():
+    nb = _a5_source()
+    assert nb.metadata.kernelspec.name == "coursekit"
+    graded = {_grade_id(c): c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    tests = {name: c.metadata.nbgrader["points"] for name, c in graded.items() if c.cell_type == "code"}
+    answers = {name: c.metadata.nbgrader["points"] for name, c in graded.items()
+               if c.cell_type == "markdown" and c.metadata.nbgrader.get("solution")}
+    assert tests == A5_TESTS and answers == A5_ANSWERS
+    for name in A5_TESTS:
+        cell = graded[name]
+        assert cell.metadata.nbgrader["locked"], f"{name} is not locked"
+        visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
+        assert re.search(r"^assert ", visible, re.M), f"{name} has no visible test"
+        hidden, end, _ = hidden.partition("### END HIDDEN TESTS")
+        assert end and re.search(r"^\s*assert ", hidden, re.M), f"{name} has no hidden test"
+        for reference in A5_REFERENCES[name]:
+            assert reference in hidden, f"{name}: the hidden test no longer uses {reference}"
+    for name in A5_ANSWERS:  # the source holds a model answer and the grading notes
+        assert "*Grading:" in graded[name].source, f"{name} has no grading notes"
+    intro = nb.cells[0]
+    assert _grade_id(intro) == "intro" and intro.metadata.nbgrader["locked"]
+    assert "By the end of this assignment" in intro.source, "the first cell states the objectives"
+    total = sum(A5_TESTS.values()) + sum(A5_ANSWERS.values())
+    assert f"**Grading ({total} points)**" in intro.source, "the intro states another total"
+    table = [int(points) for points in re.findall(r"^\| \d \| .* \| (\d+) \|$", intro.source, re.M)]
+    assert len(table) == 5 and sum(table) == total, f"the intro's table gives {table}"
+    kl = next(c.source for c in nb.cells if "## Part 3" in c.source)
+    assert "KL(reference ‖ generated)" in kl, "the notebook states the direction of the KL"
+
+
+def test_a5_sizes_follow_fast_mode_and_nothing_is_trained():
+    nb = _a5_source()
+    setup = _a5_cell(nb, "setup").source
+    assert re.search(r'^SIZE = config\.pick\(full="mini", fast="tiny"\)', setup, re.M), "SIZE ignores FAST mode"
+    pitch = re.search(r"^N_PITCH = config\.pick\(full=(\d+), fast=(\d+)\)", setup, re.M)
+    assert pitch, "N_PITCH ignores FAST mode"
+    assert 3 * int(pitch.group(1)) <= A5_CREPE_BUDGET, "CREPE measures three sets: keep them to about 100 clips"
+    assert re.search(r"^BIAS_SIZES = config\.pick\(full=\(.*\), fast=\(.*\)\)", setup, re.M)
+    generators = _a5_cell(nb, "generators").source
+    for needed in ('note_clips("test"', 'note_clips("valid"', 'load_pretrained("family_classifier"'):
+        assert needed in generators, f"the generators cell no longer uses {needed}"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert not re.search(r"\bfit\(|\.backward\(|optim\.", code), "the assignment trains nothing"
+    registry = json.loads((ROOT / "checkpoints" / "registry.json").read_text())
+    assert "family_classifier" in registry and (ROOT / "checkpoints" / "family_classifier.pt").is_file(), (
+        "checkpoints/family_classifier.pt, which A5 loads, is not shipped"
+    )
+
+
+@pytest.fixture(scope="module")
+def graded_a5(tmp_path_factory) -> dict:
+    """A5 released in a course of its own, and one batch of submissions autograded as `make grade` does."""
+    root = tmp_path_factory.mktemp("course_a5")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    with open(root / "nbgrader_config.py", "a") as config:
+        config.write(f"\n# added by tests/test_assignments.py\nc.Execute.timeout = {TIMEOUT_S}\n")
+    skip = shutil.ignore_patterns(".ipynb_checkpoints")
+    shutil.copytree(ROOT / "solutions" / A5, root / "solutions" / A5, ignore=skip)
+    _nbgrader(root, "generate_assignment", A5, "--force", "--log-level=WARN")
+    source = nbformat.read(root / "solutions" / A5 / f"{A5}.ipynb", as_version=4)
+    release = nbformat.read(root / "assignments" / A5 / f"{A5}.ipynb", as_version=4)
+    solution = _completed(release, source)
+    submissions = {"solution": solution, "unmodified": release}
+    submissions |= {student: _edit(solution, cell, change) for student, (cell, change, _) in A5_BROKEN.items()}
+    for student, nb in submissions.items():
+        folder = root / "submitted" / student / A5
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{A5}.ipynb")
+
+    grading = _grade_script(root, A5)
+    if grading.returncode != 0:
+        pytest.fail(f"tools/grade.py {A5} exited with {grading.returncode}:\n{grading.stdout[-8000:]}")
+
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with mock.patch.dict(os.environ, {"PATH": _nbgrader_env(root)["PATH"]}):  # Gradebook runs alembic
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            for student in submissions:
+                notebook = gb.find_submission_notebook(A5, A5, student)
+                scores[student] = {
+                    g.name: {"auto": g.auto_score, "max": g.max_score, "manual": g.needs_manual_grade,
+                             "type": g.cell_type}
+                    for g in notebook.grades
+                }
+    with open(root / "grades.csv", newline="") as f:
+        csv_rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == A5}
+    return {"root": root, "scores": scores, "csv": csv_rows, "log": grading.stdout}
+
+
+def test_a5_solution_scores_full_marks(graded_a5):
+    scores = graded_a5["scores"]["solution"]
+    assert _autograded_cells(scores) == A5_TESTS, "the gradebook holds other test cells or points"
+    lost = {name: g for name, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
+    assert not lost, f"the solution loses points in {lost}; see {graded_a5['root'] / 'autograded' / 'solution'}"
+    answers = {name: g for name, g in scores.items() if g["type"] == "markdown"}
+    assert set(answers) == set(A5_ANSWERS) and all(g["manual"] for g in answers.values()), (
+        "the written answers wait for a human grader"
+    )
+
+
+def test_a5_solution_ranks_the_generators_as_coursekit_does(graded_a5):
+    nb = nbformat.read(graded_a5["root"] / "autograded" / "solution" / A5 / f"{A5}.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for o in _a5_cell(nb, "ranking").outputs if o.output_type == "stream")
+    assert "ranking, better first: ['A', 'B']" in printed, printed
+    assert "the two distances order them the same way: True" in printed, printed
+
+
+def test_a5_unmodified_notebook_scores_zero(graded_a5):
+    scores = graded_a5["scores"]["unmodified"]
+    assert set(_autograded_cells(scores)) == set(A5_TESTS)
+    earned = {name: g["auto"] for name, g in scores.items() if g["auto"]}
+    assert not earned, f"the unmodified student notebook earns points in {earned}"
+    assert not any(g["manual"] for g in scores.values()), "unanswered questions need no manual grading"
+    assert float(graded_a5["csv"]["unmodified"]["score"]) == 0
+
+
+@pytest.mark.parametrize("student", sorted(A5_BROKEN))
+def test_a5_broken_submission_loses_exactly_the_broken_tests(graded_a5, student):
+    scores = graded_a5["scores"][student]
+    failing = A5_BROKEN[student][2]
+    expected = {name: 0.0 if name in failing else points for name, points in A5_TESTS.items()}
+    got = {name: scores[name]["auto"] for name in expected}
+    assert got == expected, f"{student}: scores per test cell {got}, expected {expected}"
+
+
+def test_a5_grades_csv_and_feedback_have_every_student(graded_a5):
+    rows = graded_a5["csv"]
+    assert set(rows) == set(graded_a5["scores"])
+    for student, scores in graded_a5["scores"].items():
+        score = sum(g["auto"] or 0 for g in scores.values())
+        total = sum(g["max"] for g in scores.values())
+        assert total == sum(A5_TESTS.values()) + sum(A5_ANSWERS.values())
+        assert float(rows[student]["score"]) == pytest.approx(score)
+        assert float(rows[student]["max_score"]) == pytest.approx(total)
+        page = graded_a5["root"] / "feedback" / student / A5 / f"{A5}.html"
+        assert page.is_file(), f"no feedback for {student}"
+        assert re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", page.read_text()), (
+            f"{student}: the feedback does not show the score {score} / {total}"
+        )

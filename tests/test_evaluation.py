@@ -179,3 +179,13 @@ def test_different_bins_needs_enough_reference_points():
 def test_clips_must_be_mono_batches():
     with pytest.raises(ValueError, match=r"clips must be a Tensor \[n >= 1, 1, samples\]"):
         evaluation.note_pitches(torch.zeros(SR), SR)
+
+
+def test_one_crepe_pass_gives_both_the_note_pitches_and_the_frame_frequencies():
+    clips = torch.cat([_note(57), torch.zeros(1, 1, SR)])
+    frames = evaluation.voiced_frames(clips, SR)
+    assert len(frames) == 2 and len(frames[0]) > 40 and len(frames[1]) == 0
+    medians = evaluation.frame_medians(frames)
+    assert medians[0] == pytest.approx(57, abs=0.1) and math.isnan(medians[1])
+    assert torch.allclose(evaluation.midi_to_hz(torch.cat(frames)), evaluation.frame_pitches_hz(clips, SR))
+    assert float(evaluation.midi_to_hz(torch.tensor(69.0))) == pytest.approx(440.0)

@@ -448,7 +448,8 @@ def judge_set(
 
     Lesson: lessons/08_model_comparison.ipynb
     """
-    midi = evaluation.note_pitches(clips, SR)
+    frames = evaluation.voiced_frames(clips, SR)  # one CREPE pass for the note pitches and the Hz counts
+    midi = evaluation.frame_medians(frames)
     stats = evaluation.pitch_statistics(midi)
     embedding = classifier.embeddings(clips)
     nan = float("nan")
@@ -457,7 +458,7 @@ def judge_set(
         "range_semitones": stats["range_semitones"], "class_entropy_bits": stats["class_entropy_bits"],
         "pitch_class_kl_bits": evaluation.histogram_kl(evaluation.pitch_class_histogram(reference["midi"]),
                                                        evaluation.pitch_class_histogram(midi)),
-        **evaluation.hz_counts(evaluation.frame_pitches_hz(clips, SR)),
+        **evaluation.hz_counts(evaluation.midi_to_hz(torch.cat(frames))),
         "pitch_accuracy": nan if requested_pitch is None else evaluation.pitch_accuracy(midi, requested_pitch),
         "family_accuracy": nan if requested_family is None else float(
             (classifier.predict(clips) == requested_family).float().mean()),
