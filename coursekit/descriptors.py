@@ -121,3 +121,19 @@ def comb_share(x: torch.Tensor, sr: int, rate: float = 125.0, width_hz: float = 
     near = (np.abs(hz - rate * np.round(hz / rate)) <= width_hz) & (hz > 60)
     total = power.sum()
     return float(power[near].sum() / total) if total > 0 else 0.0
+
+
+def loud_flatness(x: torch.Tensor, sr: int, within_db: float = 30.0) -> float:
+    """Mean spectral flatness of the frames of ``x`` within ``within_db`` of its loudest frame.
+
+    Flatness is 1 for white noise and near 0 for a pure tone; the quiet frames (a release, silence
+    after a note) are left out, since their flatness describes the noise floor, not the sound.
+
+    Args:
+        x: Tensor ``[samples]`` or ``[1, samples]``, as :func:`frame_descriptors` takes it.
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    d = frame_descriptors(x, sr)
+    loud = d["loudness"] >= d["loudness"].max() - within_db
+    return float(d["flatness"][loud].mean())

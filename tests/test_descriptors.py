@@ -73,3 +73,14 @@ def test_comb_share_finds_a_buzz_at_the_frame_rate_and_not_in_noise():
     assert comb_share(buzz, SR) > 0.95
     assert comb_share(noise, SR) < 0.1  # 5 Hz of every 125 Hz
     assert comb_share(sine(200.0, seconds=1.0), SR) < 0.01 < comb_share(sine(250.0, seconds=1.0), SR)
+
+
+def test_loud_flatness_tells_a_tone_from_noise_and_ignores_the_silence_after_it():
+    from coursekit.descriptors import loud_flatness
+
+    t = torch.arange(8000) / 16000
+    tone = torch.cat([0.5 * torch.sin(2 * math.pi * 440 * t), torch.zeros(8000)])
+    noise = torch.cat([0.3 * torch.randn(8000, generator=torch.Generator().manual_seed(0)), torch.zeros(8000)])
+    assert loud_flatness(tone, 16000) < 0.01 < 0.3 < loud_flatness(noise, 16000)
+    with_faint_hiss = tone + 1e-4 * torch.randn(16000, generator=torch.Generator().manual_seed(1))
+    assert loud_flatness(with_faint_hiss, 16000) < 0.01  # the hiss alone (-80 dB) is more than 30 dB down

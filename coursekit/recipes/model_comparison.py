@@ -39,6 +39,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -47,6 +48,7 @@ from coursekit.checkpoints import save_checkpoint
 from coursekit.data.crops import RandomCrops
 from coursekit.data.notes import nsynth_features
 from coursekit.data.nsynth import FAMILIES, SR, NSynthMini
+from coursekit.descriptors import loud_flatness
 from coursekit.features import SpectrogramFeatures
 from coursekit.models import parameter_count
 from coursekit.models.cvae import ConditionalVAE, ConditionalVAEConfig, build_conditional_vae, cvae_loss
@@ -444,7 +446,8 @@ def judge_set(
         ``{"voiced", "distinct_keys", "range_semitones", "class_entropy_bits", "pitch_class_kl_bits"
         (KL(reference || set)), "distinct_hz", "range_hz" (source 001's frame counts), "pitch_accuracy",
         "family_accuracy" (nan when nothing was asked), "frechet", "kernel" (classifier embedding),
-        "frechet_mfcc" (source 001's embedding), "different_bins" (of ``bins``)}``.
+        "frechet_mfcc" (source 001's embedding), "different_bins" (of ``bins``), "flatness" (mean
+        :func:`coursekit.descriptors.loud_flatness`: 1 white noise, near 0 a pure tone)}``.
 
     Lesson: lessons/08_model_comparison.ipynb
     """
@@ -466,6 +469,7 @@ def judge_set(
         "kernel": evaluation.kernel_distance(reference["embedding"], embedding),
         "frechet_mfcc": evaluation.frechet_distance(reference["mfcc"], evaluation.mfcc_frames(clips, SR)),
         "different_bins": evaluation.different_bins(reference["embedding"], embedding, bins=bins)["different"],
+        "flatness": float(np.mean([loud_flatness(clip[0], SR) for clip in clips])),
     }  # fmt: skip
     return row
 
