@@ -72,3 +72,43 @@ def test_the_shipped_family_classifier_reproduces_its_recorded_test_accuracy():
     test = mc.note_clips("test")
     assert mc.accuracy(model, test) == pytest.approx(ckpt["metrics"]["test_accuracy"], abs=1e-4)
     assert ckpt["metrics"]["test_accuracy"] > 3 * ckpt["metrics"]["chance"]  # well above chance on unseen instruments
+
+
+def test_the_shipped_frame_lstm_and_wavenets_reproduce_their_recorded_test_figures():
+    from coursekit.data.notes import nsynth_features
+    from coursekit.models.frame_lstm import build_frame_lstm
+    from coursekit.models.wavenet import build_wavenet_ae, wavenet_loss
+
+    lstm, ckpt = checkpoints.load_pretrained("frame_lstm", build_frame_lstm)
+    windows, targets = frame_windows(nsynth_features("test", "mini", mc.FEATURES).tensors["features"],
+                                     lstm.config.window, mc.LSTM_FRAMES)  # fmt: skip
+    with torch.no_grad():
+        predicted = torch.cat([lstm.eval()(chunk) for chunk in windows.split(512)])
+    assert float((predicted - targets).pow(2).mean()) == pytest.approx(ckpt["metrics"]["test_mse"], abs=1e-6)
+    test = mc.note_clips("test")["audio"][..., : mc.WAVENET_CROP]
+    for name in mc.WAVENET_DILATIONS:
+        model, ckpt = checkpoints.load_pretrained(name, build_wavenet_ae)
+        assert model.config.dilations == mc.WAVENET_DILATIONS[name]
+        with torch.no_grad():
+            nats = torch.stack([wavenet_loss(model.eval(), chunk)["loss"] for chunk in test.split(16)]).mean()
+        assert float(nats) == pytest.approx(ckpt["metrics"]["test_nats"], abs=1e-3)
+        assert ckpt["metrics"]["test_nats"] < 0.8 * ckpt["metrics"]["uniform_nats"]  # it learned something
+
+
+def test_the_shipped_cvae_and_gans_load_with_their_training_records():
+    from coursekit.data.notes import nsynth_features
+    from coursekit.models.cvae import build_conditional_vae, cvae_loss
+    from coursekit.models.gan import build_gan
+
+    cvae, ckpt = checkpoints.load_pretrained("cvae", build_conditional_vae)
+    test = nsynth_features("test", "mini", mc.FEATURES)
+    batch = {key: test.tensors[key] for key in ("features", "family", "pitch")}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        nelbo = float(cvae_loss(cvae.eval(), batch)["loss"])
+    assert nelbo == pytest.approx(ckpt["metrics"]["test_nelbo"], rel=0.02)  # one posterior draw per note
+    for name, objective in (("gan_wgan", "wgan-gp"), ("gan_smoothed", "smoothed")):
+        gan, ckpt = checkpoints.load_pretrained(name, build_gan)
+        assert ckpt["metrics"]["objective"] == objective and ckpt["metrics"]["steps"] == mc.GAN_STEPS[objective]
+        decayed = mc.GAN_LR * mc.GAN_DECAY ** mc.GAN_STEPS[objective]
+        assert ckpt["metrics"]["history"][-1]["lr"] == pytest.approx(decayed)
