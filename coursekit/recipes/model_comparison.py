@@ -474,10 +474,16 @@ def judge_set(
     return row
 
 
-def reference_set(clips: torch.Tensor, classifier: FamilyClassifier) -> dict[str, torch.Tensor]:
+def reference_set(
+    clips: torch.Tensor, classifier: FamilyClassifier, midi: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """What :func:`judge_set` compares with: the clips, their CREPE pitches, embeddings and MFCC frames.
+
+    Pass ``midi`` (their :func:`coursekit.evaluation.note_pitches`) when already computed: CREPE is the
+    slow part.
 
     Lesson: lessons/08_model_comparison.ipynb
     """
-    return {"audio": clips, "midi": evaluation.note_pitches(clips, SR), "embedding": classifier.embeddings(clips),
+    midi = evaluation.note_pitches(clips, SR) if midi is None else midi
+    return {"audio": clips, "midi": midi, "embedding": classifier.embeddings(clips),
             "mfcc": evaluation.mfcc_frames(clips, SR)}  # fmt: skip
