@@ -99,3 +99,20 @@ def test_the_shipped_latent_vaes_reproduce_their_recorded_held_out_figures():
         assert measured["mse"] == pytest.approx(ckpt["metrics"]["mse"], abs=1e-3)
         explained[points] = measured["explained"]
     assert explained[64] > explained[16] > explained[4] > 0.0 > explained[1]  # one point per loop: collapsed
+
+
+@pytest.mark.parametrize("name", ["waveform_vae_both", *[f"waveform_vae_loops{n}" for n in (8, 32, 128, 512)]])
+def test_the_shipped_comparison_models_reproduce_their_recorded_held_out_loop_ratio(clips, name):
+    from coursekit import checkpoints
+    from coursekit.metrics import random_other_ratio
+    from coursekit.models.audio_vae import build_audio_vae
+
+    model, ckpt = checkpoints.load_pretrained(name, build_audio_vae)
+    loops = clips["test_loops"]
+    recorded = ckpt["metrics"]["marks"][-1]
+    assert random_other_ratio(reconstruct(model, loops), loops) == pytest.approx(recorded["ratio_loops"], abs=2e-3)
+    if name == "waveform_vae_both":
+        assert recorded["steps"] == 1135 and ckpt["metrics"]["pitch_kept"]["fraction"] > 0.9
+    else:
+        assert ckpt["metrics"]["train_loops"] == int(name.removeprefix("waveform_vae_loops"))
+        assert recorded["steps"] == 1000
