@@ -236,9 +236,27 @@ def pitch_error_cents(x: torch.Tensor | np.ndarray, sr: int, pitch: int, thresho
     return float(cents[voiced].median()) - 1200 * math.log2(440.0 * 2 ** ((pitch - 69) / 12) / 10.0)
 
 
+def pitch_errors(originals: torch.Tensor, pitches: list[int], sr: int) -> list[float | None]:
+    """:func:`pitch_error_cents` of each note against its MIDI key, None where no frame is voiced.
+
+    Compute it once and pass it to :func:`pitch_kept` as ``original_cents`` when several sets of
+    reconstructions of the same notes are judged: CREPE is the slow part.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    errors: list[float | None] = []
+    for original, pitch in zip(originals, pitches, strict=True):
+        try:
+            errors.append(pitch_error_cents(original, sr, int(pitch)))
+        except ValueError:
+            errors.append(None)
+    return errors
+
+
 def pitch_kept(
-    originals: torch.Tensor, reconstructions: torch.Tensor, pitches: list[int], sr: int, tolerance: float = 50.0
-) -> dict[str, float | int]:
+    originals: torch.Tensor, reconstructions: torch.Tensor, pitches: list[int], sr: int, tolerance: float = 50.0,
+    original_cents: list[float | None] | None = None,
+) -> dict[str, float | int]:  # fmt: skip
     """How often a reconstruction keeps the pitch of its original, by CREPE (:func:`pitch_error_cents`).
 
     A note counts when CREPE hears its original as pitched: some frame voiced, and the median within
@@ -251,6 +269,7 @@ def pitch_kept(
         originals, reconstructions: Tensor [n, 1, samples], matched by index.
         pitches: the n MIDI keys.
         sr: sample rate in Hz.
+        original_cents: the originals' :func:`pitch_errors`, when already computed.
 
     Returns:
         ``{"pitched": notes that count, "kept": of those, how many kept their pitch, "fraction":
@@ -263,13 +282,13 @@ def pitch_kept(
             f"originals {list(originals.shape)}, reconstructions {list(reconstructions.shape)} and {len(pitches)} "
             "pitches must describe the same notes."
         )
+    if original_cents is None:
+        original_cents = pitch_errors(originals, pitches, sr)
+    if len(original_cents) != len(originals):
+        raise ValueError(f"original_cents has {len(original_cents)} values for {len(originals)} notes.")
     pitched = kept = 0
-    for original, reconstruction, pitch in zip(originals, reconstructions, pitches, strict=True):
-        try:
-            reference = pitch_error_cents(original, sr, int(pitch))
-        except ValueError:
-            continue
-        if abs(reference) > tolerance:
+    for reconstruction, pitch, reference in zip(reconstructions, pitches, original_cents, strict=True):
+        if reference is None or abs(reference) > tolerance:
             continue
         pitched += 1
         try:

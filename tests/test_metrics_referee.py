@@ -66,3 +66,12 @@ def test_pitch_kept_counts_pitched_originals_and_reconstructions_within_50_cents
     assert result == {"pitched": 4, "kept": 2, "fraction": 0.5}  # the noise original does not count
     with pytest.raises(ValueError, match=r"and 2 pitches must describe the same notes"):
         pitch_kept(originals, reconstructions, [69, 69], 16000)
+    from coursekit.metrics import pitch_errors
+
+    cents = pitch_errors(originals, [69] * 5, 16000)
+    assert cents[4] is None and all(abs(c) < 10 for c in cents[:4])
+    assert pitch_kept(originals, reconstructions, [69] * 5, 16000, original_cents=cents) == result
+    shifted = [c + 100 for c in cents[:4]] + [None]  # originals said to be a semitone sharp: none counts
+    assert pitch_kept(originals, reconstructions, [69] * 5, 16000, original_cents=shifted)["pitched"] == 0
+    with pytest.raises(ValueError, match="original_cents has 2 values for 5 notes"):
+        pitch_kept(originals, reconstructions, [69] * 5, 16000, original_cents=cents[:2])
