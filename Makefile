@@ -10,8 +10,12 @@ AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)  # Jupyter refuses roo
 
 .PHONY: lab test lint doctor clean-venv assignments grade
 
+# JupyterLab opens on the lesson map (lessons/README.md, rendered) and never asks about fetching news:
+# tools/jupyterlab/overrides.json holds those two settings and goes where JupyterLab reads overrides.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 lab: $(STAMP)
-	$(BIN)/jupyter lab --port=$(PORT) $(AS_ROOT) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons
+	mkdir -p $(LAB_SETTINGS) && cp tools/jupyterlab/overrides.json $(LAB_SETTINGS)/overrides.json
+	$(BIN)/jupyter lab --port=$(PORT) $(AS_ROOT) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons/README.md
 
 test: $(STAMP)
 	$(BIN)/ruff check coursekit tests bench tools
