@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PORT   ?= 8888
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)  # Jupyter refuses root unless told
 
-.PHONY: lab test lint doctor clean-venv assignments grade
+.PHONY: lab test lint doctor site clean-venv assignments grade
 
 # JupyterLab opens on the lesson map (lessons/README.md, rendered) and never asks about fetching news:
 # tools/jupyterlab/overrides.json holds those two settings and goes where JupyterLab reads overrides.
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 doctor: $(STAMP)
 	$(BIN)/python -m coursekit doctor
+
+# Every lesson executed in student mode (an unchanged lesson reuses its execution) and the assignments'
+# student versions, as a static site in site/ (git-ignored): open site/index.html. LESSONS="01 06" builds some.
+site: $(STAMP)
+	$(BIN)/python tools/build_site.py$(if $(LESSONS), --lessons $(LESSONS),)
 
 # ---------------------------------------------------------------------------- assignments (nbgrader)
 # nbgrader_config.py makes solutions/ the source and assignments/ the release; solutions/README.md
