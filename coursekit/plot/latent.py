@@ -131,6 +131,11 @@ def manifold_values(extent: float = 3.0, n: int = 15, spacing: str = "linear") -
     raise ValueError(f"spacing={spacing!r}: use 'linear' or 'quantile'.")
 
 
+def _tick_label(value: torch.Tensor | float) -> str:
+    """A latent value as a short tick label; rounding noise such as -3e-08 from linspace reads "0"."""
+    return f"{round(float(value), 6) + 0.0:.2g}"
+
+
 def latent_manifold(
     decode: Callable[[torch.Tensor], torch.Tensor],
     extent: float = 3.0,
@@ -182,7 +187,7 @@ def latent_manifold(
     show_grid(ax, images, nrow=n, padding=0, pad_value=0.0)
     height, width = images.shape[-2:]
     ticks = np.unique(np.linspace(0, n - 1, min(n, 7)).round().astype(int))
-    ax.set_xticks((ticks + 0.5) * width - 0.5, [f"{values[j]:.2g}" for j in ticks])
-    ax.set_yticks((ticks + 0.5) * height - 0.5, [f"{values[n - 1 - i]:.2g}" for i in ticks])
+    ax.set_xticks((ticks + 0.5) * width - 0.5, [_tick_label(values[j]) for j in ticks])
+    ax.set_yticks((ticks + 0.5) * height - 0.5, [_tick_label(values[n - 1 - i]) for i in ticks])
     ax.set(xlabel="z[0]", ylabel="z[1]", title=f"decoded latent grid ({spacing} spacing)")
     return ax
