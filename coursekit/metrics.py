@@ -202,6 +202,76 @@ def frequency_baseline(train_rolls: torch.Tensor, rolls: torch.Tensor) -> dict[s
     return scores(frequency >= best, rolls) | {"threshold": best}
 
 
+HAND_COLUMNS = {"right": slice(0, 51), "left": slice(51, 102)}  # columns of each hand in a two-hand roll
+
+
+def f1_by_hand(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Precision, recall and F1 of each hand of two-hand rolls ``[..., steps, 102]``, counts pooled.
+
+    Returns:
+        ``{"right": {...}, "left": {...}}``, each as :func:`f1_scores`. A hand with no notes in
+        either roll scores 0.
+
+    Example:
+        >>> f1_by_hand(model_rolls, test_rolls)["left"]["f1"]
+
+    Lesson: lessons/07_pianoroll_gru_vae.ipynb
+    """
+    if predicted.shape[-1] != 102:
+        raise ValueError(f"rolls of shape {list(predicted.shape)}: f1_by_hand needs two-hand rolls, 102 columns last.")
+    return {
+        hand: f1_scores(**f1_counts(predicted[..., cols], target[..., cols])) for hand, cols in HAND_COLUMNS.items()
+    }
+
+
+def note_onsets(roll: torch.Tensor) -> torch.Tensor:
+    """The note starts of 0/1 rolls ``[..., steps, keys]``: 1 where a cell is on and the step before is off.
+
+    A note already sounding at step 0 starts there. A key struck again without a gap is one note
+    in a roll, so it has one start.
+
+    Lesson: lessons/07_pianoroll_gru_vae.ipynb
+    """
+    if roll.dim() < 2:
+        raise ValueError(f"roll of shape {list(roll.shape)}: note_onsets needs [..., steps, keys].")
+    on = roll.bool()
+    before = torch.zeros_like(on)
+    before[..., 1:, :] = on[..., :-1, :]
+    return (on & ~before).to(roll.dtype)
+
+
+def onset_f1(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Precision, recall and F1 of note starts (:func:`note_onsets`): each note counts once, at its start step.
+
+    Cell F1 counts a note held for eight steps eight times; this one asks whether each note
+    starts on the right key at the right sixteenth, so it measures rhythm.
+
+    Lesson: lessons/07_pianoroll_gru_vae.ipynb
+    """
+    return f1_scores(**f1_counts(note_onsets(predicted), note_onsets(target)))
+
+
+def keyset_baseline(rolls: torch.Tensor) -> dict[str, float]:
+    """Cell F1 of holding, at every step of each window, every key that the window uses somewhere.
+
+    An oracle that knows which keys each window uses and nothing about when: a model whose
+    reconstructions do not beat it has learned no timing inside the window.
+
+    Args:
+        rolls: Tensor [n, steps, keys] of 0/1 windows.
+
+    Returns:
+        ``{"precision", "recall", "f1"}`` (recall is 1 by construction) and ``"onset_f1"``
+        (:func:`onset_f1`: every guessed note starts at step 0).
+
+    Lesson: lessons/07_pianoroll_gru_vae.ipynb
+    """
+    if rolls.dim() != 3:
+        raise ValueError(f"rolls of shape {list(rolls.shape)}: keyset_baseline needs windows [n, steps, keys].")
+    guess = rolls.amax(dim=1, keepdim=True).expand_as(rolls)
+    return f1_scores(**f1_counts(guess, rolls)) | {"onset_f1": onset_f1(guess, rolls)["f1"]}
+
+
 # ----------------------------------------------------------------------------- pitch (lesson 00)
 def pitch_error_cents(x: torch.Tensor | np.ndarray, sr: int, pitch: int, threshold: float = 0.5) -> float:
     """How far the fundamental of a note lies from MIDI ``pitch``, in cents (CREPE, torchcrepe's tiny model).

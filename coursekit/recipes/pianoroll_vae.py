@@ -242,6 +242,7 @@ def train_pianoroll_vae(
     time_budget_s: float | None = None,
     live_plot: bool | str = "auto",
     progress: bool = True,
+    splits: dict[str, Subset] | None = None,
 ) -> tuple[PianoRollVAE, dict]:
     """Train a piano-roll GRU-VAE on both styles and return it with its measurements.
 
@@ -253,12 +254,15 @@ def train_pianoroll_vae(
     the column-frequency baseline's F1 (``baseline_valid_f1``, ``baseline_test_f1``; an all-zero roll
     scores 0); and ``pos_weight``, ``calibrated_threshold``, ``epochs_run``, ``best_epoch``,
     ``train_time_s``, ``train_windows``, ``parameters``, ``history`` and ``style_direction`` (a list
-    of floats: folk mean minus chorale mean of the train windows' latent means).
+    of floats: folk mean minus chorale mean of the train windows' latent means). ``splits``: windows
+    already made by :func:`pianoroll_splits` (e.g. with another hand rule,
+    :mod:`coursekit.recipes.pianoroll_hands`); by default they are made from ``max_pieces``,
+    ``transpose`` and ``seed``.
 
     Lesson: lessons/07_pianoroll_gru_vae.ipynb
     """
     config.seed_everything(seed)
-    splits = pianoroll_splits(max_pieces, transpose, seed)
+    splits = pianoroll_splits(max_pieces, transpose, seed) if splits is None else splits
     loaders = pianoroll_loaders(splits, seed=seed)
     pos_weight = positive_weight(splits["train"])
     model = build_pianoroll_vae(vae_config)
