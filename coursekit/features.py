@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from coursekit import audio
 from coursekit.config import config_from_dict
 
+SCALES = ("mu_law", "db")  # how magnitudes are squeezed into [0, 1]
 FORMAT = 1  # bump when SpectrogramFeatures.encode changes, so cached features are recomputed
 
 
@@ -41,7 +42,9 @@ class SpectrogramFeatures:
        sine reads 0.5 (-6 dB), a typical NSynth-mini note peaks near 0.25 (-12 dB);
     4. set bins below ``floor_db`` (-70 dB relative to that reference) to exactly 0;
     5. mu-law compress, ``ln(1 + mu m) / ln(1 + mu)`` with ``mu = 8``: a -40 dB partial
-       (``m = 0.01``) rises to 0.035, a full-scale sine to 0.73;
+       (``m = 0.01``) rises to 0.035, a full-scale sine to 0.73; or, with ``scale="db"``, map
+       decibels linearly, ``(20 log10 m - floor_db) / -floor_db``: the floor to 0, a -40 dB
+       partial to 0.43, 0 dB to 1 (lesson 04 compares the two);
     6. pad the frames with silence (zeros) to ``n_frames = 128``, a size four stride-2 layers halve.
 
     The reference is fixed, not each note's own peak, so the map is invertible: :meth:`decode`
@@ -56,7 +59,8 @@ class SpectrogramFeatures:
     n_fft: int = 512  # STFT window and FFT length, samples
     hop_length: int = 256  # samples between frames
     floor_db: float = -70.0  # dB relative to `reference`; quieter bins become 0
-    mu: float = 8.0  # mu-law companding of the scaled magnitudes
+    mu: float = 8.0  # mu-law companding of the scaled magnitudes (scale "mu_law")
+    scale: str = "mu_law"  # "mu_law" (source 003) or "db": decibels above the floor, linear in [0, 1]
     n_freq: int = 256  # frequency bins kept: n_fft // 2 (the Nyquist bin is dropped)
     n_frames: int = 128  # frames after padding; at least 1 + n_samples // hop_length
 
@@ -71,6 +75,8 @@ class SpectrogramFeatures:
                 f"duration={self.duration}, mu={self.mu} must be positive and floor_db={self.floor_db} negative "
                 "(e.g. 2.0 s, mu 8, -70 dB)."
             )
+        if self.scale not in SCALES:
+            raise ValueError(f"scale={self.scale!r} is not one of {SCALES}: use 'mu_law' (source 003) or 'db'.")
         if self.n_freq != self.n_fft // 2:
             raise ValueError(f"n_freq={self.n_freq} must be n_fft // 2 = {self.n_fft // 2} (only Nyquist is dropped).")
         if self.n_frames < self.n_stft_frames:
@@ -141,7 +147,10 @@ class SpectrogramFeatures:
         x = audio.peak_normalize(audio.trim_or_pad(x, self.n_samples))
         mag = audio.stft(x, self.n_fft, self.hop_length).abs()[..., : self.n_freq, :] / self.reference
         mag = torch.where(mag >= self.floor, mag.clamp(max=1.0), torch.zeros_like(mag))
-        features = audio.mu_law_compress(mag, self.mu)
+        if self.scale == "db":
+            features = (20 * torch.log10(mag.clamp(min=self.floor)) - self.floor_db) / -self.floor_db
+        else:
+            features = audio.mu_law_compress(mag, self.mu)
         return F.pad(features, (0, self.n_frames - features.shape[-1]))
 
     def to_magnitude(self, features: torch.Tensor) -> torch.Tensor:
@@ -154,7 +163,11 @@ class SpectrogramFeatures:
         Lesson: lessons/04_spectrogram_vae.ipynb
         """
         check_features(features, self.shape)
-        mag = audio.mu_law_expand(features[..., : self.n_stft_frames], self.mu)
+        features = features[..., : self.n_stft_frames]
+        if self.scale == "db":  # below 1 dB above the floor is silence, so a model's near-zero output is no hiss
+            mag = torch.where(features * -self.floor_db >= 1.0, 10 ** ((features - 1) * -self.floor_db / 20), 0.0)
+        else:
+            mag = audio.mu_law_expand(features, self.mu)
         mag = torch.where(mag >= self.floor, mag, torch.zeros_like(mag)) * self.reference
         return F.pad(mag, (0, 0, 0, 1))
 

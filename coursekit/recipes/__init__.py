@@ -8,8 +8,18 @@ Importing this package registers every recipe; :mod:`coursekit.recipes.registry`
 Lesson: lessons/02_vae_mnist.ipynb
 """
 
-from coursekit.recipes import latent_vae, mnist_vae, model_comparison, pianoroll_vae, spectrogram_vae, waveform_vae
+from coursekit.recipes import (
+    latent_vae,
+    mnist_vae,
+    model_comparison,
+    pianoroll_hands,
+    pianoroll_vae,
+    spectrogram_audio,
+    spectrogram_vae,
+    waveform_vae,
+)
 from coursekit.recipes.registry import RECIPES, load_or_train, register_recipe, run_path, run_recipe
 
-__all__ = ["RECIPES", "latent_vae", "load_or_train", "mnist_vae", "model_comparison", "pianoroll_vae",
-           "register_recipe", "run_path", "run_recipe", "spectrogram_vae", "waveform_vae"]
+__all__ = ["RECIPES", "latent_vae", "load_or_train", "mnist_vae", "model_comparison", "pianoroll_hands",
+           "pianoroll_vae", "register_recipe", "run_path", "run_recipe", "spectrogram_audio",
+           "spectrogram_vae", "waveform_vae"]

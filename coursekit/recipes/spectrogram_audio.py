@@ -1,0 +1,209 @@
+"""Lesson 04's audio evaluation and its controlled comparison of magnitude scales.
+
+:func:`judge_reconstructions` listens with numbers: for notes of each family it compares the
+autoencoder's reconstruction, decoded to audio, with the raw original, beside the Griffin-Lim
+ceiling (the original's own features inverted the same way) and an unrelated note. The three
+recipes ``spec_ae_mu8``, ``spec_ae_mu255`` and ``spec_ae_db`` train the same autoencoder, from the
+same seed, for the same :data:`SCALE_EPOCHS` epochs, changing only how magnitudes are squeezed
+into [0, 1]: mu-law with mu = 8 (source 003), mu-law with mu = 255, or decibels above the floor.
+Measured on one CPU thread: about 14 s an epoch, so each run takes about 3 minutes.
+
+Lesson: lessons/04_spectrogram_vae.ipynb
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from coursekit import audio
+from coursekit.data.nsynth import FAMILIES, NSynthMini
+from coursekit.evaluation import MIDI_OF_10_HZ
+from coursekit.features import SpectrogramFeatures
+from coursekit.metrics import CREPE_SR, crepe_cents, referee_distance
+from coursekit.models.spectrogram import SpectrogramAE, SpectrogramAEConfig
+from coursekit.recipes.registry import register_recipe
+from coursekit.recipes.spectrogram_vae import train_spectrogram_ae
+
+SCALE_EPOCHS = 12  # the budget of each run of the comparison: 12 epochs, cosine-annealed, no early stop
+SCALES = {  # recipe name -> the only setting that differs
+    "spec_ae_mu8": SpectrogramFeatures(),
+    "spec_ae_mu255": SpectrogramFeatures(mu=255.0),
+    "spec_ae_db": SpectrogramFeatures(scale="db"),
+}
+HIGH_HZ = 4000.0  # the band whose share of the energy measures hiss
+
+
+def pick_notes(notes: NSynthMini, per_family: int = 1) -> list[int]:
+    """Indices of ``per_family`` notes of each family of ``notes``, family by family, each of a different key.
+
+    Takes the family's notes in key order and picks evenly spaced ones from the middle, so that
+    the lowest and highest keys (where the STFT resolves least) do not dominate.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    if per_family < 1:
+        raise ValueError(f"per_family={per_family}: take at least 1 note of each family.")
+    chosen = []
+    for family in FAMILIES:
+        members = [i for i, e in enumerate(notes.examples) if e["instrument_family_str"] == family]
+        by_key = {int(notes.examples[i]["pitch"]): i for i in sorted(members, reverse=True)}  # one note per key
+        keys = sorted(by_key)
+        spread = [(2 * k + 1) * len(keys) // (2 * per_family) for k in range(min(per_family, len(keys)))]
+        chosen += [by_key[keys[j]] for j in spread]
+    return chosen
+
+
+def note_clips(ae: SpectrogramAE, notes: NSynthMini, indices: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
+    """The clips lesson 04 compares, each Tensor ``[n, 1, samples]`` at ``notes.sr``, matched by index.
+
+    ``reference``: each note's first 2 s, peak-normalised (what the features start from);
+    ``ceiling``: its own features decoded by Griffin-Lim (the best any model of these features
+    can do); ``recon``: through the autoencoder ``ae``, decoded the same way; ``other``: the
+    reference of the next note in ``indices`` (of another family when :func:`pick_notes` chose
+    them), an unrelated sound.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    if len(indices) < 2:
+        raise ValueError(f"{len(indices)} notes: take at least 2 (the unrelated note comes from the list).")
+    features = ae.config.features
+    raw = torch.stack([notes[i]["audio"] for i in indices])
+    reference = audio.peak_normalize(audio.trim_or_pad(raw, features.n_samples))
+    return {"reference": reference, "ceiling": features.decode(features.encode(raw), seed=seed),
+            "recon": reconstruct(ae, raw, seed), "other": torch.roll(reference, 1, dims=0)}  # fmt: skip
+
+
+@torch.no_grad()
+def reconstruct(ae: SpectrogramAE, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Notes ``x`` [n, 1, samples] through the autoencoder and back to audio (Griffin-Lim): [n, 1, 32000].
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    features = ae.config.features
+    return features.decode(ae.eval()(features.encode(x)), seed=seed)
+
+
+def high_band_db(x: torch.Tensor, sr: int, above_hz: float = HIGH_HZ, n_fft: int = 1024) -> torch.Tensor:
+    """Share of each clip's energy above ``above_hz``, in dB (0 dB: all of it; -30 dB: a thousandth).
+
+    Args:
+        x: Tensor ``[n, 1, samples]`` at ``sr`` Hz.
+
+    Returns:
+        Tensor ``[n]``; silence reads -100 dB.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    if not 0 < above_hz < sr / 2:
+        raise ValueError(f"above_hz={above_hz} must lie between 0 and the Nyquist frequency {sr / 2} Hz.")
+    power = audio.stft(x, n_fft).abs().pow(2).sum(dim=-1)  # [n, 1, bins]
+    high = power[..., round(above_hz * n_fft / sr) :].sum(dim=-1)
+    share = high / power.sum(dim=-1).clamp(min=1e-20)
+    return (10 * torch.log10(share.clamp(min=1e-10))).reshape(len(x))
+
+
+def loud_descriptors(x: torch.Tensor, sr: int, within_db: float = 40.0, n_fft: int = 1024) -> dict[str, torch.Tensor]:
+    """Mean spectral centroid (Hz) and flatness (0 a pure tone, 1 white noise) of each clip of ``x``
+    [n, 1, samples], over its frames within ``within_db`` dB of its loudest, so silence does not count.
+
+    Returns:
+        ``{"centroid": Tensor [n], "flatness": Tensor [n]}``.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    mag = audio.stft(x, n_fft).abs().reshape(len(x), n_fft // 2 + 1, -1) + 1e-10  # [n, bins, frames]
+    level = 10 * torch.log10(mag.pow(2).sum(dim=1))  # [n, frames]
+    loud = level >= level.max(dim=1, keepdim=True).values - within_db
+    hz = torch.linspace(0, sr / 2, n_fft // 2 + 1)[None, :, None]
+    centroid = (hz * mag).sum(dim=1) / mag.sum(dim=1)
+    flatness = mag.pow(2).log().mean(dim=1).exp() / mag.pow(2).mean(dim=1)
+    return {name: (value * loud).sum(dim=1) / loud.sum(dim=1) for name, value in
+            (("centroid", centroid), ("flatness", flatness))}  # fmt: skip
+
+
+def crepe_pitch(
+    x: torch.Tensor, start: float = 0.25, seconds: float = 0.5, threshold: float = 0.5
+) -> dict[str, torch.Tensor]:
+    """CREPE on ``seconds`` of each clip of ``x`` [n, 1, samples] at 16 kHz from ``start`` s (the held
+    part of a note, after its attack).
+
+    Returns:
+        ``{"midi": Tensor [n]`` (median over voiced frames, fractional MIDI, nan when no frame is
+        voiced), ``"periodicity": Tensor [n]`` (CREPE's mean confidence: near 1 for a steady pitched
+        tone, near 0 for noise)}.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    midi, periodicity = [], []
+    for clip in x[..., round(start * CREPE_SR) : round((start + seconds) * CREPE_SR)]:
+        cents, confidence = crepe_cents(clip)
+        voiced = confidence > threshold
+        midi.append(cents[voiced].median() / 100 + MIDI_OF_10_HZ if voiced.any() else torch.tensor(float("nan")))
+        periodicity.append(confidence.mean())
+    return {"midi": torch.stack(midi).float(), "periodicity": torch.stack(periodicity)}
+
+
+@torch.no_grad()
+def judge_clips(
+    clips: dict[str, torch.Tensor], keys: list[int], sr: int, tolerance: float = 50.0, distance_only: tuple = ("other",)
+) -> dict[str, dict]:
+    """Measure every kind of clip against ``clips["reference"]`` (all Tensor ``[n, 1, samples]``, matched).
+
+    Args:
+        clips: ``{kind: Tensor [n, 1, samples]}`` with a ``"reference"``, as :func:`note_clips` makes.
+        keys: the n MIDI keys the notes were played at.
+        tolerance: cents within which a pitch counts as the key (originals) or as kept (the others).
+        distance_only: kinds measured by ``"mrstft"`` alone (the unrelated notes: their pitch is known).
+
+    Returns:
+        ``{kind: {"mrstft": [n]`` (:func:`coursekit.metrics.referee_distance`, auraloss's
+        multi-resolution STFT distance to the reference; 0 for the reference), ``"midi"``,
+        ``"periodicity"`` (:func:`crepe_pitch`), ``"kept": [n]`` (1 if the pitch lies within
+        ``tolerance`` of the reference's, nan where the reference is not heard at its key),
+        ``"high_db"`` (:func:`high_band_db`), ``"centroid"``, ``"flatness"`` (:func:`loud_descriptors`)}}``.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    if "reference" not in clips or any(c.shape != clips["reference"].shape for c in clips.values()):
+        raise ValueError(f"clips {list(clips)} need a 'reference' and one shape [n, 1, samples] for all kinds.")
+    if len(keys) != len(clips["reference"]):
+        raise ValueError(f"{len(keys)} keys for {len(clips['reference'])} clips: give one MIDI key per clip.")
+    referee, reference = referee_distance(), clips["reference"]
+
+    def measure(x: torch.Tensor, distance_only: bool = False) -> dict[str, torch.Tensor]:
+        row = {"mrstft": torch.stack([referee(x[i : i + 1], reference[i : i + 1]) for i in range(len(x))])}
+        if distance_only:
+            return row
+        return row | crepe_pitch(x) | loud_descriptors(x, sr) | {"high_db": high_band_db(x, sr)}
+
+    original = measure(reference)
+    heard = (original["midi"] - torch.tensor(keys, dtype=torch.float32)).abs() * 100 <= tolerance
+    result = {}
+    for kind, x in clips.items():
+        if kind in distance_only:
+            result[kind] = {"mrstft": measure(x, distance_only=True)["mrstft"]}
+            continue
+        row = original if kind == "reference" else measure(x)
+        kept = ((row["midi"] - original["midi"]).abs() * 100 <= tolerance).float()
+        result[kind] = row | {"kept": torch.where(heard, kept, float("nan"))}
+    return result
+
+
+def _scale_recipe(name: str, features: SpectrogramFeatures):
+    def train(path: Path, ship: bool) -> None:
+        _, metrics = train_spectrogram_ae(SpectrogramAEConfig(features=features), epochs=SCALE_EPOCHS,
+                                          checkpoint_path=path, patience=None, live_plot=False, progress=False)
+        print(f"{name}: feature MSE valid {metrics['valid_mse']:.5f}, spectral distance "
+              f"{metrics['spectral_distance_ae']:.3f} (ceiling {metrics['spectral_distance_griffin_lim']:.3f}), "
+              f"{metrics['train_time_s']} s")  # fmt: skip
+
+    return train
+
+
+for _name, _features in SCALES.items():
+    _what = "mu-law, mu 8" if _features.scale == "mu_law" and _features.mu == 8 else (
+        f"mu-law, mu {_features.mu:g}" if _features.scale == "mu_law" else "dB above the -70 dB floor")
+    register_recipe(_name, f"spectrogram autoencoder on {_what} features, {SCALE_EPOCHS} epochs: lesson 04's "
+                    "comparison of magnitude scales")(_scale_recipe(_name, _features))  # fmt: skip

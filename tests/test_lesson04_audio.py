@@ -1,0 +1,141 @@
+"""Lesson 04's audio evaluation (coursekit/recipes/spectrogram_audio.py) and the dB scale of SpectrogramFeatures."""
+
+import math
+
+import pytest
+import torch
+
+from coursekit import synth
+from coursekit.data.nsynth import FAMILIES, NSynthMini
+from coursekit.features import SpectrogramFeatures
+from coursekit.recipes.spectrogram_audio import (
+    SCALES,
+    crepe_pitch,
+    high_band_db,
+    judge_clips,
+    loud_descriptors,
+    pick_notes,
+)
+
+SR = 16000
+
+
+@pytest.fixture
+def rng():
+    return torch.Generator().manual_seed(0)
+
+
+def test_db_scale_known_values():
+    features = SpectrogramFeatures(scale="db")
+    for db, expected in ((-70.0, 0.0), (-40.0, 30 / 70), (-6.0, 64 / 70)):
+        m = torch.tensor(10 ** (db / 20))
+        value = (20 * torch.log10(m) - features.floor_db) / -features.floor_db
+        assert float(value) == pytest.approx(expected, abs=1e-5)
+    # a full-scale sine reads -6 dB in the features (see the class docstring): its peak bin near 64/70
+    image = features.encode(synth.sine(1000.0, 2.0, SR))
+    assert float(image.max()) == pytest.approx(64 / 70, abs=0.02)
+
+
+def test_db_scale_round_trip_above_the_floor():
+    features = SpectrogramFeatures(scale="db")
+    x = synth.pluck(220.0, 2.0, SR)
+    image = features.encode(x)
+    mag = features.to_magnitude(image)[..., :256, :] / features.reference
+    reference = SpectrogramFeatures(mu=8.0).to_magnitude(SpectrogramFeatures(mu=8.0).encode(x))[..., :256, :]
+    reference = reference / features.reference
+    loud = reference > features.floor * 10 ** (1 / 20)  # 1 dB above the floor and up: restored exactly
+    assert torch.allclose(mag[loud], reference[loud], rtol=1e-3)
+    assert (mag[reference == 0] == 0).all()
+
+
+def test_db_scale_near_zero_output_is_silence():
+    features = SpectrogramFeatures(scale="db")
+    small = torch.full(features.shape, 0.5 / 70)  # half a dB above the floor: treated as silence
+    assert float(features.to_magnitude(small).abs().max()) == 0.0
+
+
+def test_unknown_scale_is_refused():
+    with pytest.raises(ValueError, match="scale='log'.*'mu_law'"):
+        SpectrogramFeatures(scale="log")
+
+
+def test_scales_change_one_setting_only():
+    default = SpectrogramFeatures().to_dict()
+    for features in SCALES.values():
+        changed = {k for k, v in features.to_dict().items() if v != default[k]}
+        assert len(changed) <= 1 and changed <= {"mu", "scale"}
+
+
+def test_high_band_db_on_sines_and_noise(rng):
+    low, high = synth.sine(1000.0, 1.0, SR)[None], synth.sine(6000.0, 1.0, SR)[None]
+    noise = torch.rand(1, SR, generator=rng) * 2 - 1
+    values = high_band_db(torch.stack([low, high, noise]), SR)
+    assert values.shape == (3,)
+    assert float(values[0]) < -50  # a 1 kHz sine: only the Hann window's leakage reaches above 4 kHz
+    assert float(values[1]) > -0.5  # a 6 kHz sine has everything there
+    assert float(values[2]) == pytest.approx(10 * math.log10(0.5), abs=0.5)  # white noise: half the band
+
+
+def test_high_band_db_refuses_a_band_outside_the_spectrum():
+    with pytest.raises(ValueError, match="above_hz=9000"):
+        high_band_db(torch.zeros(1, 1, SR), SR, above_hz=9000)
+
+
+def test_loud_descriptors_tone_noise_and_silent_tail(rng):
+    tone = synth.sine(500.0, 1.0, SR)[None]
+    tone_then_silence = torch.cat([tone, torch.zeros(1, SR)], dim=-1)
+    noise = torch.rand(1, 2 * SR, generator=rng) * 2 - 1
+    d = loud_descriptors(torch.stack([torch.cat([tone, tone], dim=-1), tone_then_silence, noise]), SR)
+    assert float(d["centroid"][0]) == pytest.approx(500, rel=0.1)
+    assert float(d["flatness"][0]) < 0.01 < float(d["flatness"][2])
+    assert float(d["flatness"][2]) == pytest.approx(0.56, abs=0.1)  # exp(-Euler's gamma) for white noise power
+    assert float(d["centroid"][1]) == pytest.approx(float(d["centroid"][0]), rel=0.05)  # the silence is not counted
+
+
+def test_crepe_pitch_of_a_sine_and_of_noise(rng):
+    sine = synth.sine(440.0, 1.0, SR)[None]
+    noise = (torch.rand(1, SR, generator=rng) * 2 - 1) * 0.5
+    result = crepe_pitch(torch.stack([sine, noise]))
+    assert float(result["midi"][0]) == pytest.approx(69.0, abs=0.3)
+    assert float(result["periodicity"][0]) > 0.8 > 0.3 > float(result["periodicity"][1])
+
+
+def test_judge_clips_against_itself_and_a_shifted_octave():
+    reference = torch.stack([synth.sine(220.0, 1.0, SR)[None], synth.sine(330.0, 1.0, SR)[None]])
+    octave = torch.stack([synth.sine(440.0, 1.0, SR)[None], synth.sine(660.0, 1.0, SR)[None]])
+    judged = judge_clips({"reference": reference, "copy": reference.clone(), "octave": octave,
+                          "other": reference.roll(1, dims=0)}, [57, 64], SR)  # fmt: skip
+    assert torch.allclose(judged["copy"]["mrstft"], torch.zeros(2), atol=1e-5)
+    assert judged["copy"]["kept"].tolist() == [1.0, 1.0]
+    assert judged["octave"]["kept"].tolist() == [0.0, 0.0]
+    assert (judged["octave"]["mrstft"] > 0.5).all()
+    assert set(judged["other"]) == {"mrstft"}  # distance only: its pitch is known
+
+
+def test_judge_clips_marks_unheard_originals_as_nan():
+    reference = torch.stack([synth.sine(220.0, 1.0, SR)[None], synth.sine(330.0, 1.0, SR)[None]])
+    judged = judge_clips({"reference": reference}, [57, 40], SR)  # the second is not at key 40
+    assert judged["reference"]["kept"][0] == 1.0 and torch.isnan(judged["reference"]["kept"][1])
+
+
+def test_judge_clips_errors():
+    reference = torch.zeros(2, 1, SR)
+    with pytest.raises(ValueError, match="one MIDI key per clip"):
+        judge_clips({"reference": reference}, [60], SR)
+    with pytest.raises(ValueError, match="need a 'reference'"):
+        judge_clips({"copy": reference}, [60, 61], SR)
+    with pytest.raises(ValueError, match="one shape"):
+        judge_clips({"reference": reference, "short": torch.zeros(2, 1, 100)}, [60, 61], SR)
+
+
+def test_pick_notes_one_family_after_another_with_distinct_keys():
+    notes = NSynthMini("test", size="tiny")
+    chosen = pick_notes(notes, per_family=2)
+    families = [notes.examples[i]["instrument_family_str"] for i in chosen]
+    present = [f for f in FAMILIES if f in families]
+    assert families == [f for f in present for _ in range(families.count(f))]  # grouped, in FAMILIES order
+    for family in present:
+        keys = [notes.examples[i]["pitch"] for i, f in zip(chosen, families, strict=True) if f == family]
+        assert len(keys) == len(set(keys))
+    with pytest.raises(ValueError, match="per_family=0"):
+        pick_notes(notes, per_family=0)
