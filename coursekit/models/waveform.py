@@ -3,7 +3,7 @@
 Two encoder and decoder pairs share one interface with :class:`coursekit.models.vae.ImageVAE`
 (``encode -> (mu, logvar)``, ``reparameterize``, ``decode``, ``forward``):
 
-- ``"linear"``: fully connected, ``n_samples -> hidden -> hidden -> latent`` and back;
+- ``"linear"``: fully connected, ``n_samples -> hidden (x hidden_layers) -> latent`` and back;
 - ``"conv"``: 1-D strided convolutions, each dividing the length by ``stride``, then linear heads.
 
 The decoder predicts the *mean* of a Gaussian over every sample, and its variance is learned:
@@ -41,7 +41,8 @@ class WaveformVAEConfig:
     kind: str = "conv"  # "linear" or "conv"
     n_samples: int = 3000  # window length: one second at 3,000 Hz
     latent_dim: int = 16
-    hidden: int = 256  # "linear": width of the two hidden layers
+    hidden: int = 256  # "linear": width of the hidden layers
+    hidden_layers: int = 2  # "linear": hidden layers in the encoder, and as many in the decoder
     channels: tuple[int, ...] = (16, 32, 64)  # "conv": channels of each strided convolution
     kernel_size: int = 9  # "conv"
     stride: int = 5  # "conv": each convolution divides the length by this (3000 -> 600 -> 120 -> 24)
@@ -56,7 +57,7 @@ class WaveformVAEConfig:
             raise ValueError(f"variance={self.variance!r}: use one of {list(VARIANCES)}.")
         if not (isinstance(self.output_sigma, int | float) and self.output_sigma > 0):
             raise ValueError(f"output_sigma={self.output_sigma!r} must be a positive number, e.g. 1.0 or 0.1.")
-        for name in ("n_samples", "latent_dim", "hidden", "kernel_size", "stride"):
+        for name in ("n_samples", "latent_dim", "hidden", "hidden_layers", "kernel_size", "stride"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a whole number >= 1.")
@@ -95,15 +96,14 @@ class WaveformVAE(nn.Module):
         self.config = config
         n = config.n_samples
         if config.kind == "linear":
-            self.encoder = nn.Sequential(
-                nn.Flatten(), nn.Linear(n, config.hidden), nn.ReLU(), nn.Linear(config.hidden, config.hidden), nn.ReLU()
-            )
-            features = config.hidden
+            h = config.hidden
+            deeper = [m for _ in range(config.hidden_layers - 1) for m in (nn.Linear(h, h), nn.ReLU())]
+            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(n, h), nn.ReLU(), *deeper)
+            features = h
+            deeper = [m for _ in range(config.hidden_layers - 1) for m in (nn.Linear(h, h), nn.ReLU())]
             self.decoder = nn.Sequential(
-                nn.Linear(config.latent_dim, config.hidden), nn.ReLU(),
-                nn.Linear(config.hidden, config.hidden), nn.ReLU(),
-                nn.Linear(config.hidden, n), nn.Unflatten(1, (1, n)),
-            )  # fmt: skip
+                nn.Linear(config.latent_dim, h), nn.ReLU(), *deeper, nn.Linear(h, n), nn.Unflatten(1, (1, n))
+            )
         else:
             widths = (1, *config.channels)
             k, s = config.kernel_size, config.stride

@@ -14,6 +14,7 @@ from coursekit.recipes import (
     model_comparison,
     pianoroll_hands,
     pianoroll_vae,
+    raw_audio,
     spectrogram_audio,
     spectrogram_vae,
     waveform_vae,
@@ -21,5 +22,5 @@ from coursekit.recipes import (
 from coursekit.recipes.registry import RECIPES, load_or_train, register_recipe, run_path, run_recipe
 
 __all__ = ["RECIPES", "latent_vae", "load_or_train", "mnist_vae", "model_comparison", "pianoroll_hands",
-           "pianoroll_vae", "register_recipe", "run_path", "run_recipe", "spectrogram_audio",
+           "pianoroll_vae", "raw_audio", "register_recipe", "run_path", "run_recipe", "spectrogram_audio",
            "spectrogram_vae", "waveform_vae"]

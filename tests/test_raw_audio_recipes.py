@@ -1,0 +1,150 @@
+"""coursekit.recipes.raw_audio and coursekit.models.frame_autoencoder: lesson 03's data split, loader,
+measurements and source 003's frame autoencoder; and the linear waveform VAE's depth."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from coursekit import synth
+from coursekit.models.frame_autoencoder import FrameAutoencoder, FrameAutoencoderConfig, build_frame_autoencoder
+from coursekit.models.waveform import WaveformVAE, WaveformVAEConfig
+from coursekit.recipes import RECIPES
+from coursekit.recipes import raw_audio as R
+
+SR = 3000
+
+
+def _tones(*hz: float, seconds: float = 1.0, amp: float = 0.3) -> torch.Tensor:
+    """Harmonic tones at 3 kHz, one per frequency: Tensor [n, 1, samples]."""
+    return torch.stack([synth.harmonic_tone(f, seconds, SR, n_harmonics=3) * amp for f in hz]).view(len(hz), 1, -1)
+
+
+# ----------------------------------------------------------------------------- the frame autoencoder
+@pytest.mark.parametrize(("code_channels", "numbers", "compression"), [(2, 16, 187.5), (10, 80, 37.5)])
+def test_frame_autoencoder_code_size_and_compression(code_channels, numbers, compression):
+    config = FrameAutoencoderConfig(code_channels=code_channels)
+    model = FrameAutoencoder(config)
+    x = torch.randn(3, 1, 3000)
+    code = model.encode(x)
+    assert config.hop == 375 and config.n_frames == 8
+    assert list(code.shape) == [3, code_channels, 8] and code[0].numel() == numbers
+    assert config.compression == compression == 3000 / numbers
+    assert model.decode(code).shape == x.shape == model(x).shape
+
+
+def test_frame_autoencoder_frames_are_local():
+    """A change in the last 375-sample hop leaves the code of the first frame untouched (no global layer)."""
+    model = FrameAutoencoder(FrameAutoencoderConfig())
+    x = torch.randn(1, 1, 3000)
+    y = x.clone()
+    y[..., -375:] += 1.0
+    assert torch.equal(model.encode(x)[..., 0], model.encode(y)[..., 0])
+    assert not torch.equal(model.encode(x)[..., -1], model.encode(y)[..., -1])
+
+
+def test_frame_autoencoder_config_round_trip_and_errors():
+    config = FrameAutoencoderConfig(strides=(4, 5), channels=8, code_channels=3, n_samples=400)
+    assert FrameAutoencoderConfig.from_dict(config.to_dict()) == config
+    assert build_frame_autoencoder(config.to_dict()).config == config
+    with pytest.raises(ValueError, match="not divisible by the hop 375"):
+        FrameAutoencoderConfig(n_samples=1000)
+    with pytest.raises(ValueError, match="strides"):
+        FrameAutoencoderConfig(strides=(1, 5))
+    with pytest.raises(ValueError, match="code_channels"):
+        FrameAutoencoderConfig(code_channels=0)
+    with pytest.raises(ValueError, match="unknown|no field"):
+        FrameAutoencoderConfig.from_dict({"latent_dim": 4})
+
+
+def test_frame_autoencoder_rejects_bad_shapes():
+    model = FrameAutoencoder(FrameAutoencoderConfig())
+    with pytest.raises(ValueError, match=r"expected \[batch, 1, 3000\]"):
+        model.encode(torch.zeros(2, 3000))
+    with pytest.raises(ValueError, match=r"expected \[batch, 2, 8\]"):
+        model.decode(torch.zeros(2, 2, 9))
+
+
+# ----------------------------------------------------------------------------- the linear VAE's depth
+@pytest.mark.parametrize("layers", [1, 2, 15])
+def test_linear_waveform_vae_hidden_layers(layers):
+    model = WaveformVAE(WaveformVAEConfig(kind="linear", n_samples=200, hidden=16, latent_dim=4, hidden_layers=layers))
+    linear = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    assert len(linear) == layers and len([m for m in model.decoder if isinstance(m, torch.nn.Linear)]) == layers + 1
+    assert model.decode(torch.zeros(2, 4)).shape == (2, 1, 200)
+
+
+def test_linear_waveform_vae_default_keeps_its_weight_names():
+    """Two hidden layers, as before the setting existed: older checkpoints still load."""
+    names = set(WaveformVAE(WaveformVAEConfig(kind="linear")).state_dict())
+    assert {"encoder.1.weight", "encoder.3.weight", "decoder.0.weight", "decoder.2.weight", "decoder.4.weight"} <= names
+    assert "encoder.5.weight" not in names and "decoder.6.weight" not in names
+    with pytest.raises(ValueError, match="hidden_layers"):
+        WaveformVAEConfig(kind="linear", hidden_layers=0)
+
+
+# ----------------------------------------------------------------------------- losses and measurements
+def test_mse_loss_of_a_silent_model_is_the_power():
+    x = _tones(220.0, 330.0)
+    parts = R.mse_loss(lambda clips: torch.zeros_like(clips), {"audio": x})
+    assert torch.isclose(parts["loss"], x.pow(2).mean()) and torch.equal(parts["loss"], parts["mse"])
+
+
+def test_spectral_loss_forgives_the_phase_that_mse_punishes():
+    x = _tones(220.0)
+    shifted = torch.roll(x, 7, dims=-1)  # the same tone, a third of a cycle later
+    spectral = R.spectral_loss(lambda clips: shifted, {"audio": x})
+    other = R.spectral_loss(lambda clips: _tones(247.0), {"audio": x})
+    assert float(spectral["mse"]) > float(x.pow(2).mean())  # farther than silence by squared error
+    assert float(spectral["loss"]) < 0.2 * float(other["loss"])  # yet close by the spectral distance
+
+
+def test_measure_reconstructions_known_values():
+    x = _tones(220.0, 262.0, 330.0)
+    perfect = R.measure_reconstructions(x.clone(), x, pitch_clips=None)
+    assert perfect["mse_over_silence"] == 0 and perfect["error_percent"] == 0 and perfect["referee_ratio"] < 1e-3
+    silent = R.measure_reconstructions(torch.full_like(x, 0.04), x, pitch_clips=None)
+    expected = 100 * math.sqrt(float((x - 0.04).pow(2).mean()))
+    assert silent["mean"] == pytest.approx(0.04) and silent["error_percent"] == pytest.approx(expected, abs=1e-4)
+    assert silent["mse_over_silence"] == pytest.approx(1 + 0.04**2 / float(x.pow(2).mean()), rel=1e-3)
+
+
+def test_pitch_frames_kept():
+    x = _tones(220.0, 330.0)
+    assert R.pitch_frames_kept(x, x)["fraction"] == 1.0
+    assert R.pitch_frames_kept(x, _tones(247.0, 370.0))["fraction"] == 0.0  # a whole tone away: 200 cents
+    silent = R.pitch_frames_kept(x, torch.zeros_like(x))
+    assert silent["kept"] == 0 and silent["voiced"] > 80  # 2 clips of 50 CREPE frames, nearly all voiced
+    with pytest.raises(ValueError, match="one shape"):
+        R.pitch_frames_kept(x, x[:1])
+
+
+# ----------------------------------------------------------------------------- data and loader
+def test_raw_audio_windows_hold_out_every_tenth_piece():
+    data = R.raw_audio_windows(n_pieces=10, windows_per_piece=2, test_windows_per_piece=3)
+    assert data["test"].shape == (3, 1, 3000) and len(data["test_pieces"]) == 1
+    assert len(data["train"]) == 9 * 2 and {data["train"][i]["source_index"] for i in range(18)} == set(range(9))
+    assert all(float(w.pow(2).mean().log10() * 10) >= -40 for w in data["test"])
+    with pytest.raises(ValueError, match="at least 10 pieces"):
+        R.raw_audio_windows(n_pieces=4)
+
+
+def test_window_loader_moves_windows_every_epoch_and_repeats_with_its_seed():
+    data = R.raw_audio_windows(n_pieces=10, windows_per_piece=2, test_windows_per_piece=1)
+
+    def epochs(n: int) -> list[torch.Tensor]:
+        loader = R.WindowLoader(data["train"], batch_size=18, seed=3)
+        return [next(iter(loader))["audio"] for _ in range(n)]
+
+    first, again = epochs(2), epochs(2)
+    assert not torch.equal(first[0], first[1])  # new cuts in the second epoch
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    with pytest.raises(TypeError, match="set_epoch"):
+        R.WindowLoader(torch.utils.data.TensorDataset(torch.zeros(4, 1, 3000)))
+
+
+def test_recipes_are_registered():
+    for name in [*R.VAES, *R.FRAME_AES]:
+        assert name in RECIPES and "lesson 03" in RECIPES[name].description
