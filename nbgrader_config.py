@@ -24,4 +24,46 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "gradebook.db")  # 
 # interrupted and the grader moves on to the next cell (Execute.interrupt_on_timeout is True),
 # so an infinite loop costs its own test points and nothing else.
 c.Execute.timeout = 120
-c.Execute.kernel_name = "coursekit"
+
+# Grading runs each submission in the sandboxed kernel (tools/sandbox_kernel.py, installed by tools/grade.py):
+# it cannot read solutions/, submitted/, autograded/, feedback/, .git/ or gradebook.db, cannot write outside
+# a private copy of its own folder, and has capped memory and file sizes. COURSEKIT_GRADE_ISOLATION=off runs
+# submissions in the plain course kernel instead, with the grader's rights (only where user namespaces are
+# unavailable, and only for code you trust).
+ISOLATION = os.environ.get("COURSEKIT_GRADE_ISOLATION", "on").strip().lower()
+if ISOLATION not in ("on", "off"):
+    raise ValueError(f"COURSEKIT_GRADE_ISOLATION={ISOLATION!r}: use 'on' (the default) or 'off'")
+c.Execute.kernel_name = "coursekit-sandbox" if ISOLATION == "on" else "coursekit"
+
+# Feedback: nbgrader's HTML feedback shows every test cell as graded, hidden tests included, and a failing
+# hidden test's traceback quotes its code. COURSEKIT_FEEDBACK_HIDDEN_TESTS=hide (the default) removes the
+# hidden regions from the feedback and replaces the traceback of a test cell that has them by the error's
+# name; the cell's pass/fail and points stay. =show gives nbgrader's own feedback.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
+
+HIDDEN_TESTS = os.environ.get("COURSEKIT_FEEDBACK_HIDDEN_TESTS", "hide").strip().lower()
+if HIDDEN_TESTS not in ("hide", "show"):
+    raise ValueError(f"COURSEKIT_FEEDBACK_HIDDEN_TESTS={HIDDEN_TESTS!r}: use 'hide' (the default) or 'show'")
+
+
+class WithholdHiddenTests(ClearHiddenTests):
+    """ClearHiddenTests for feedback: also withholds the traceback of a test cell that had hidden tests."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if cell.cell_type == "code" and self.begin_test_delimeter in resources.get("_hidden_sources", {}).get(
+                cell_index, ""):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    output["traceback"] = [f"{output['ename']}: details withheld, this test cell has hidden tests"]
+                    output["evalue"] = "details withheld"
+        return cell, resources
+
+    def preprocess(self, nb, resources):
+        resources["_hidden_sources"] = {i: cell.source for i, cell in enumerate(nb.cells)}
+        return super().preprocess(nb, resources)
+
+
+if HIDDEN_TESTS == "hide":
+    c.GenerateFeedback.preprocessors = [GetGrades, WithholdHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -12,6 +12,7 @@ points and a readable reason without stopping the batch. Feedback HTML and the g
 from __future__ import annotations
 
 import csv
+import html
 import importlib.util
 import json
 import os
@@ -33,6 +34,60 @@ A1 = "a1_vae_mnist"
 TIMEOUT_S = 30  # cell timeout in the temporary course; the FAST solution's slowest cell takes a few seconds
 COMMAND_TIMEOUT_S = 900  # a hung nbgrader fails the test instead of hanging CI
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+# Hostile submissions: the solution with one cell in front that attacks the grader. Each attack prints
+# ESCAPED if it worked and "blocked <error>" if the sandbox stopped it; the solution after it must still
+# score full marks. {course} is the temporary course folder, {repo} this repository.
+HOSTILE = {
+    "writes_outside": (
+        "for target in ['{course}/written_by_a_student.txt', '{repo}/written_by_a_student.txt', "
+        "'/var/tmp/written_by_a_student.txt']:\n"
+        "    try:\n"
+        "        open(target, 'w').write('x'); print('ESCAPED', target)\n"
+        "    except OSError as error:\n"
+        "        print('blocked', type(error).__name__)\n"
+    ),
+    "reads_solutions": (
+        "for target in ['{course}/solutions/{a1}/{a1}.ipynb', '{course}/submitted/solution/{a1}/{a1}.ipynb', "
+        "'{course}/autograded/solution/{a1}/{a1}.ipynb', '{repo}/solutions/{a1}/{a1}.ipynb']:\n"
+        "    try:\n"
+        "        text = open(target).read()\n"
+        "        print('ESCAPED' if 'def ' in text else 'blocked empty', target)\n"
+        "    except OSError as error:\n"
+        "        print('blocked', type(error).__name__)\n"
+    ),
+    "edits_gradebook": (
+        "import sqlite3\n"
+        "try:\n"
+        "    with sqlite3.connect('{course}/gradebook.db') as db:\n"
+        "        db.execute('DELETE FROM grade'); print('ESCAPED delete')\n"
+        "except sqlite3.Error as error:\n"
+        "    print('blocked', type(error).__name__)\n"
+        "try:\n"
+        "    open('{course}/gradebook.db', 'r+b').write(b'\\0' * 4096); print('ESCAPED overwrite')\n"
+        "except OSError as error:\n"
+        "    print('blocked', type(error).__name__)\n"
+    ),
+    "fills_disk_and_memory": (
+        "import os\n"
+        "written = 0\n"
+        "try:\n"
+        "    for i in range(64):  # 4 GiB asked for, in files of 64 MiB\n"
+        "        with open(f'fill_{{i}}.bin', 'wb') as f:\n"
+        "            f.write(b'0' * (64 << 20))\n"
+        "        written += 64\n"
+        "    print('ESCAPED disk', written)\n"
+        "except OSError as error:\n"
+        "    print('blocked', type(error).__name__, 'after', written, 'MiB')\n"
+        "for i in range(64):\n"
+        "    if os.path.exists(f'fill_{{i}}.bin'):\n"
+        "        os.remove(f'fill_{{i}}.bin')\n"
+        "try:\n"
+        "    hoard = bytearray(32 << 30); print('ESCAPED memory')\n"
+        "except MemoryError as error:\n"
+        "    print('blocked', type(error).__name__)\n"
+    ),
+}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -155,6 +210,10 @@ def graded(course) -> dict:
     submissions = {"solution": solution, "unmodified": release}
     submissions |= {student: _edit(solution, cell, change) for student, (cell, change, _) in BROKEN.items()}
     submissions |= {student: change(solution) for student, (change, _) in FAILING.items()}
+    for student, attack in HOSTILE.items():
+        nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+        nb.cells.insert(0, nbformat.v4.new_code_cell(attack.format(course=course, repo=ROOT, a1=A1)))
+        submissions[student] = nb
     for student, nb in submissions.items():
         folder = course / "submitted" / student / A1
         folder.mkdir(parents=True)
@@ -316,6 +375,57 @@ def test_feedback_html_is_written_for_every_graded_student(graded):
         total = sum(g["max"] for g in scores.values())
         shown = re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", html)
         assert shown, f"{student}: the feedback does not show the score {score} / {total}"
+
+
+@pytest.mark.parametrize("student", sorted(HOSTILE))
+def test_hostile_submission_is_contained_and_still_graded(graded, student):
+    attack = _autograded_nb(graded["root"], student).cells[0]
+    printed = "".join(o.get("text", "") for o in attack.outputs)
+    assert "ESCAPED" not in printed and "blocked" in printed, f"{student}: the attack printed {printed!r}"
+    scores = graded["scores"][student]
+    lost = {name: g for name, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
+    assert not lost, f"{student}: the sandbox broke the solution after the attack: {lost}"
+
+
+def test_hostile_submissions_left_no_trace(graded):
+    for folder in (graded["root"], ROOT, Path("/var/tmp")):
+        assert not (folder / "written_by_a_student.txt").exists(), f"a submission wrote into {folder}"
+    attack = _autograded_nb(graded["root"], "fills_disk_and_memory").cells[0]
+    printed = "".join(o.get("text", "") for o in attack.outputs)
+    written = int(re.search(r"after (\d+) MiB", printed).group(1))
+    assert 0 < written <= 1024, f"the disk filler wrote {written} MiB: the sandbox's /tmp holds 1024"
+    assert not list((graded["root"] / "autograded" / "fills_disk_and_memory").rglob("fill_*.bin"))
+
+
+def _hidden_test_lines() -> list[str]:
+    """Lines of a1's hidden tests that appear nowhere in the released notebook."""
+    source = "\n".join(c.source for c in nbformat.read(ROOT / "solutions" / A1 / f"{A1}.ipynb", as_version=4).cells)
+    release = "\n".join(c.source for c in nbformat.read(ROOT / "assignments" / A1 / f"{A1}.ipynb", as_version=4).cells)
+    blocks = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source, re.S)
+    return [line.strip() for block in blocks for line in block.split("\n") if len(line.strip()) > 12
+            and line.strip() not in release]
+
+
+def test_feedback_withholds_hidden_tests_but_shows_their_result(graded):
+    hidden = _hidden_test_lines()
+    assert hidden, "a1 has no hidden test lines to withhold"
+    for student in ("solution", "raises"):
+        page = (graded["root"] / "feedback" / student / A1 / f"{A1}.html").read_text()
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        shown = [line for line in hidden if line in text]
+        assert not shown, f"{student}'s feedback shows hidden tests: {shown[:3]}"
+    page = (graded["root"] / "feedback" / "raises" / A1 / f"{A1}.html").read_text()
+    assert "details withheld, this test cell has hidden tests" in page  # the failing hidden test, unquoted
+
+
+def test_feedback_shows_hidden_tests_when_the_instructor_says_so(graded):
+    env = dict(_nbgrader_env(graded["root"]), COURSEKIT_FEEDBACK_HIDDEN_TESTS="show")
+    subprocess.run([str(BIN / "nbgrader"), "generate_feedback", A1, "--force", "--student=solution",
+                    "--CourseDirectory.feedback_directory=feedback_shown"], cwd=graded["root"], env=env,
+                   check=True, capture_output=True, timeout=COMMAND_TIMEOUT_S)
+    page = (graded["root"] / "feedback_shown" / "solution" / A1 / f"{A1}.html").read_text()
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert all(line in text for line in _hidden_test_lines())
 
 
 def test_make_grade_runs_the_tested_script():

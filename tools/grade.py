@@ -20,6 +20,9 @@ the file is not a notebook); 1 when a submission failed for another reason (it i
 rest is still graded, but the cause may be the setup: read its autograde-error.txt), when nbgrader failed
 without naming a submission (then nothing is recorded or exported) or when there is nothing to grade;
 2 for a bad command line.
+Every submission runs in the sandboxed kernel of tools/sandbox_kernel.py (installed here before grading;
+COURSEKIT_GRADE_ISOLATION=off runs them unisolated): it cannot read the solutions, the gradebook or other
+students' work, nor write outside a private copy of its own folder.
 The script needs only nbgrader, not coursekit.
 """
 
@@ -174,8 +177,24 @@ def write_error_file(coursedir, failure: Failure) -> Path:
     return path
 
 
+def prepare_sandbox() -> bool:
+    """Install the grading sandbox's kernel; False (with the reason printed) if this machine cannot run it."""
+    if os.environ.get("COURSEKIT_GRADE_ISOLATION", "on").strip().lower() == "off":
+        print("WARNING: COURSEKIT_GRADE_ISOLATION=off: submissions run with your rights, unisolated", flush=True)
+        return True
+    sandbox = Path(__file__).resolve().parent / "sandbox_kernel.py"
+    check = subprocess.run([sys.executable, str(sandbox), "--check"], capture_output=True, text=True)
+    if check.returncode:
+        print(f"ERROR: the grading sandbox cannot run here: {check.stdout.strip()}")
+        return False
+    subprocess.run([sys.executable, str(sandbox), "--install"], check=True, capture_output=True)
+    return True
+
+
 def grade(assignments: list[str], force: bool) -> int:
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader's Gradebook runs alembic
+    if not prepare_sandbox():
+        return 1
     coursedir = course_directory()
     graded = {a: students for a in assignments if (students := submissions(coursedir, a))}
     if not graded:
