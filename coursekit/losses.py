@@ -185,7 +185,10 @@ def elbo_loss(
     """The VAE objective: reconstruction NLL plus ``beta`` times the KL to the prior.
 
     With ``beta = 1`` the loss is the negative ELBO, an upper bound on ``-log p(x)`` (lower is
-    better); ``beta > 1`` is the beta-VAE; ``beta < 1`` (or a warm-up, :func:`beta_warmup`) lets
+    better) when the likelihood fits the data: a Bernoulli likelihood on grey pixels (MNIST's
+    anti-aliased edges) has a floor above zero, the pixels' own binary entropy (about 46 nats per
+    digit, lesson 02), so the "bound" is then on a quantity that is not a log-likelihood of the
+    grey image; ``beta > 1`` is the beta-VAE; ``beta < 1`` (or a warm-up, :func:`beta_warmup`) lets
     the decoder learn before the KL pulls the posterior to the prior.
 
     Args:
