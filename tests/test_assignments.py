@@ -1,12 +1,16 @@
 """The nbgrader pipeline: assignments/ is what `make assignments` generates, and the grader scores as it should.
 
-Everything runs in a temporary copy of the course (nbgrader_config.py, solutions/, assignments/), never in
-the repository: nbgrader regenerates the release there, then grades one batch of submissions with
-COURSEKIT_FAST=1 and a short cell timeout, through tools/grade.py as `make grade` does: the solution (full
-marks), the unmodified student notebook (zero), three broken ones (a syntax error, an infinite loop, an
-exception) that must cost exactly the points of the tests they break, and two that nbgrader cannot grade
-at all (a cell that kills the kernel with os._exit, a file that is not a notebook), which must get 0
-points and a readable reason without stopping the batch. Feedback HTML and the grades CSV come last.
+Everything runs in temporary copies of the course (nbgrader_config.py, solutions/, assignments/), never in
+the repository. The grading checks are written once for every assignment and read what each assignment must
+show from its case file, tests/cases_<assignment>.py: its test cells and points, its written answers, what
+its hidden tests compare with, its FAST sizes, and broken submissions with the tests each must fail. For
+each assignment, nbgrader releases it in a course of its own and tools/grade.py grades one batch with
+COURSEKIT_FAST=1 and a short cell timeout, as `make grade` does: the solution (full marks), the unmodified
+student notebook (zero) and the broken ones (exactly their tests lost); feedback and grades.csv follow.
+The expensive cases run once, in a1's batch: an infinite loop stopped by the timeout, two submissions that
+nbgrader cannot grade (a kernel killed by os._exit, a file that is not a notebook), four hostile ones that
+attack the grader (all contained by the sandbox of tools/sandbox_kernel.py), and the hidden-test switch
+of the feedback.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 from unittest import mock
 
 import nbformat
@@ -31,9 +36,19 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's bin: nbgrader, and alembic, which nbgrader calls from PATH
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
 A1 = "a1_vae_mnist"
-TIMEOUT_S = 30  # cell timeout in the temporary course; the FAST solution's slowest cell takes a few seconds
+TIMEOUT_S = 45  # cell timeout in the temporary course; the FAST solutions' slowest cells take seconds when idle
 COMMAND_TIMEOUT_S = 900  # a hung nbgrader fails the test instead of hanging CI
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def _load_case(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CASES = {case.NAME: case for case in map(_load_case, sorted((ROOT / "tests").glob("cases_*.py")))}
 
 # Hostile submissions: the solution with one cell in front that attacks the grader. Each attack prints
 # ESCAPED if it worked and "blocked <error>" if the sandbox stopped it; the solution after it must still
@@ -88,6 +103,8 @@ HOSTILE = {
         "    print('blocked', type(error).__name__)\n"
     ),
 }
+
+
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -145,28 +162,11 @@ def _edit(nb: nbformat.NotebookNode, grade_id: str, change) -> nbformat.Notebook
     return nb
 
 
-def _break_syntax(source: str) -> str:
-    broken = source.replace("def elbo(x, logits, mu, logvar, beta=1.0):", "def elbo(x, logits, mu, logvar, beta=1.0)")
-    assert broken != source
-    return broken
 
-
-def _raise_inside(source: str) -> str:
-    head, _, _ = source.partition('    """\n    kl = ')
-    assert head != source, "kl_to_standard_normal no longer looks as this test expects"
-    return head + '    """\n    raise ValueError("a bug in kl_to_standard_normal")\n'
-
-
-# The submissions graded together, and the test cells each one must fail (every other test cell passes).
-BROKEN = {
-    "syntax_error": ("elbo", _break_syntax, {"test_elbo", "test_trained_model"}),
-    "infinite_loop": (
-        "reparameterize", lambda s: "while True:\n    pass\n\n" + s, {"test_reparameterize", "test_trained_model"}
-    ),
-    "raises": (
-        "kl_to_standard_normal", _raise_inside, {"test_kl_to_standard_normal", "test_elbo", "test_trained_model"}
-    ),
-}
+def _change(text: str, old_new: tuple[str, str]) -> str:
+    old, new = old_new
+    assert text.count(old) == 1, f"{old!r} no longer occurs once in the solution: update the case file"
+    return text.replace(old, new)
 
 
 # Submissions that nbgrader cannot autograde: the change to the solution notebook and words the reason must use.
@@ -186,61 +186,15 @@ def _grade_script(root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-# ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
-    """A temporary copy of the course in which `nbgrader generate_assignment --force` regenerated assignments/."""
-    root = tmp_path_factory.mktemp("course")
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    with open(root / "nbgrader_config.py", "a") as config:
-        config.write(f"\n# added by tests/test_assignments.py\nc.Execute.timeout = {TIMEOUT_S}\n")
-    for folder in ("solutions", "assignments"):
-        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    for name in ASSIGNMENTS:  # the command `make assignments` runs
-        _nbgrader(root, "generate_assignment", name, "--force", "--log-level=WARN")
-    return root
+
+def _source(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "solutions" / name / f"{name}.ipynb", as_version=4)
 
 
-@pytest.fixture(scope="module")
-def graded(course) -> dict:
-    """One batch of A1 submissions autograded, with feedback and grades.csv; returns what the gradebook says."""
-    source = nbformat.read(course / "solutions" / A1 / f"{A1}.ipynb", as_version=4)
-    release = nbformat.read(course / "assignments" / A1 / f"{A1}.ipynb", as_version=4)
-    solution = _completed(release, source)
-    submissions = {"solution": solution, "unmodified": release}
-    submissions |= {student: _edit(solution, cell, change) for student, (cell, change, _) in BROKEN.items()}
-    submissions |= {student: change(solution) for student, (change, _) in FAILING.items()}
-    for student, attack in HOSTILE.items():
-        nb = nbformat.from_dict(json.loads(json.dumps(solution)))
-        nb.cells.insert(0, nbformat.v4.new_code_cell(attack.format(course=course, repo=ROOT, a1=A1)))
-        submissions[student] = nb
-    for student, nb in submissions.items():
-        folder = course / "submitted" / student / A1
-        folder.mkdir(parents=True)
-        if isinstance(nb, str):
-            (folder / f"{A1}.ipynb").write_text(nb)
-        else:
-            nbformat.write(nb, folder / f"{A1}.ipynb")
-
-    grading = _grade_script(course, A1)  # nbgrader autograde, generate_feedback and export
-    if grading.returncode != 0:
-        pytest.fail(f"tools/grade.py {A1} exited with {grading.returncode}:\n{grading.stdout[-8000:]}")
-
-    from nbgrader.api import Gradebook
-
-    scores = {}
-    with mock.patch.dict(os.environ, {"PATH": _nbgrader_env(course)["PATH"]}):  # Gradebook runs alembic
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-            for student in submissions:
-                notebook = gb.find_submission_notebook(A1, A1, student)
-                scores[student] = {
-                    g.name: {"auto": g.auto_score, "max": g.max_score, "manual": g.needs_manual_grade,
-                             "type": g.cell_type}
-                    for g in notebook.grades
-                }
-    with open(course / "grades.csv", newline="") as f:
-        csv_rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == A1}  # one row each
-    return {"root": course, "scores": scores, "csv": csv_rows, "log": grading.stdout}
+def _cell(nb: nbformat.NotebookNode, grade_id: str):
+    cells = [c for c in nb.cells if _grade_id(c) == grade_id]
+    assert len(cells) == 1, f"no single cell {grade_id!r}"
+    return cells[0]
 
 
 def _autograded_cells(scores: dict) -> dict[str, float]:
@@ -248,8 +202,89 @@ def _autograded_cells(scores: dict) -> dict[str, float]:
     return {name: g["max"] for name, g in scores.items() if g["type"] == "code"}
 
 
-def _autograded_nb(root: Path, student: str) -> nbformat.NotebookNode:
-    return nbformat.read(root / "autograded" / student / A1 / f"{A1}.ipynb", as_version=4)
+def _autograded_nb(root: Path, student: str, name: str = A1) -> nbformat.NotebookNode:
+    return nbformat.read(root / "autograded" / student / name / f"{name}.ipynb", as_version=4)
+
+
+def _new_course(tmp_path_factory, label: str, names: list[str]) -> Path:
+    """A temporary course holding ``names`` with the test's short cell timeout, released by nbgrader."""
+    root = tmp_path_factory.mktemp(label)
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    with open(root / "nbgrader_config.py", "a") as config:
+        config.write(f"\n# added by tests/test_assignments.py\nc.Execute.timeout = {TIMEOUT_S}\n")
+    for name in names:
+        shutil.copytree(ROOT / "solutions" / name, root / "solutions" / name,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        _nbgrader(root, "generate_assignment", name, "--force", "--log-level=WARN")
+    return root
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    """A temporary copy of the course in which `nbgrader generate_assignment --force` regenerated assignments/."""
+    return _new_course(tmp_path_factory, "course", ASSIGNMENTS)
+
+
+_GRADED: dict[str, dict] = {}  # assignment -> its graded batch: each is graded once per test session
+
+
+def _graded_once(tmp_path_factory, name: str) -> dict:
+    """One assignment released in a course of its own and one batch of submissions graded as `make grade` does."""
+    if name in _GRADED:
+        return _GRADED[name]
+    case = CASES[name]
+    root = _new_course(tmp_path_factory, f"course_{name}", [name])
+    source = nbformat.read(root / "solutions" / name / f"{name}.ipynb", as_version=4)
+    release = nbformat.read(root / "assignments" / name / f"{name}.ipynb", as_version=4)
+    solution = _completed(release, source)
+    submissions = {"solution": solution, "unmodified": release}
+    for student, (cell, old_new, _) in case.BROKEN.items():
+        submissions[student] = _edit(solution, cell, lambda text, old_new=old_new: _change(text, old_new))
+    if name == A1:  # the expensive cases, once
+        submissions |= {student: change(solution) for student, (change, _) in FAILING.items()}
+        for student, attack in HOSTILE.items():
+            nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+            nb.cells.insert(0, nbformat.v4.new_code_cell(attack.format(course=root, repo=ROOT, a1=A1)))
+            submissions[student] = nb
+    for student, nb in submissions.items():
+        folder = root / "submitted" / student / name
+        folder.mkdir(parents=True)
+        (folder / f"{name}.ipynb").write_text(nb if isinstance(nb, str) else nbformat.writes(nb))
+
+    grading = _grade_script(root, name)  # nbgrader autograde, generate_feedback and export
+    if grading.returncode != 0:
+        pytest.fail(f"tools/grade.py {name} exited with {grading.returncode}:\n{grading.stdout[-8000:]}")
+
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with mock.patch.dict(os.environ, {"PATH": _nbgrader_env(root)["PATH"]}):  # Gradebook runs alembic
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            for student in submissions:
+                notebook = gb.find_submission_notebook(name, name, student)
+                scores[student] = {
+                    g.name: {"auto": g.auto_score, "max": g.max_score, "manual": g.needs_manual_grade,
+                             "type": g.cell_type}
+                    for g in notebook.grades
+                }
+    with open(root / "grades.csv", newline="") as f:
+        csv_rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == name}
+    _GRADED[name] = {"name": name, "case": case, "root": root, "scores": scores, "csv": csv_rows,
+                     "log": grading.stdout}
+    return _GRADED[name]
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def graded(request, tmp_path_factory) -> dict:
+    """Each assignment's graded batch in turn."""
+    return _graded_once(tmp_path_factory, request.param)
+
+
+@pytest.fixture(scope="module")
+def graded_a1(tmp_path_factory) -> dict:
+    """a1's graded batch, with the failing and hostile submissions."""
+    return _graded_once(tmp_path_factory, A1)
 
 
 # ----------------------------------------------------------------------------- the release
@@ -309,92 +344,124 @@ def test_release_hides_solutions_and_hidden_tests(name):
             assert stub in cell.source, f"{path.name} cell {_grade_id(cell)} is not a stub"
 
 
-def test_a1_has_visible_and_hidden_tests_and_a_manual_answer():
-    nb = nbformat.read(ROOT / "solutions" / A1 / f"{A1}.ipynb", as_version=4)
-    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-    tests = [c for c in graded if c.cell_type == "code"]
-    visible = [c.source.split("### BEGIN HIDDEN TESTS")[0] for c in tests]
-    assert len(tests) >= 4 and all(re.search(r"^assert ", v, re.M) for v in visible), "visible tests in every test cell"
-    assert all("### BEGIN HIDDEN TESTS" in c.source for c in tests), "every test cell has hidden tests"
-    assert any(c.cell_type == "markdown" and c.metadata.nbgrader.get("solution") for c in graded), "a manual answer"
-    assert all(c.metadata.nbgrader.get("points", 0) > 0 for c in graded)
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_every_assignment_has_a_case_file(name):
+    assert name in CASES, f"tests/cases_{name[:2]}.py is missing: it says what grading {name} must show"
 
 
-# ----------------------------------------------------------------------------- grading
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_assignment_has_visible_and_hidden_tests_and_manual_answers(name):
+    nb, case = _source(name), CASES[name]
+    assert nb.metadata.kernelspec.name == "coursekit"
+    graded = {_grade_id(c): c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    tests = {gid: c.metadata.nbgrader["points"] for gid, c in graded.items() if c.cell_type == "code"}
+    answers = {gid: c.metadata.nbgrader["points"] for gid, c in graded.items()
+               if c.cell_type == "markdown" and c.metadata.nbgrader.get("solution")}
+    assert tests == case.TESTS and answers == case.ANSWERS
+    for gid in case.TESTS:
+        cell = graded[gid]
+        assert cell.metadata.nbgrader["locked"], f"{gid} is not locked"
+        visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
+        assert re.search(r"^assert ", visible, re.M), f"{gid} has no visible test"
+        hidden, end, _ = hidden.partition("### END HIDDEN TESTS")
+        assert end and re.search(r"^\s*assert ", hidden, re.M), f"{gid} has no hidden test"
+        for reference in case.REFERENCES.get(gid, ()):
+            assert reference in hidden, f"{gid}: the hidden test no longer uses {reference}"
+    for gid in case.ANSWERS:  # the source holds a model answer and the grading notes
+        assert "*Grading:" in graded[gid].source, f"{gid} has no grading notes"
+    intro = nb.cells[0]
+    assert _grade_id(intro) == "intro" and intro.metadata.nbgrader["locked"]
+    assert "By the end of this assignment" in intro.source, "the first cell states the objectives"
+    total = sum(case.TESTS.values()) + sum(case.ANSWERS.values())
+    assert f"**Grading ({total} points)**" in intro.source, "the intro states another total"
+    table = [int(points) for points in re.findall(r"^\| \d \| .* \| (\d+) \|$", intro.source, re.M)]
+    assert len(table) == case.INTRO_ROWS and sum(table) == total, f"the intro's table gives {table}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_sizes_follow_fast_mode(name):
+    setup = _cell(_source(name), "setup").source
+    for size in CASES[name].SIZES:
+        assert re.search(size, setup, re.M), f"{name}'s setup cell has no line matching {size!r}"
+
+
+# ----------------------------------------------------------------------------- grading, every assignment
 def test_solution_scores_full_marks(graded):
-    scores = graded["scores"]["solution"]
-    lost = {name: g for name, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
+    scores, case = graded["scores"]["solution"], graded["case"]
+    assert _autograded_cells(scores) == case.TESTS, "the gradebook holds other test cells or points"
+    lost = {gid: g for gid, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
     assert not lost, f"the solution loses points in {lost}; see {graded['root'] / 'autograded' / 'solution'}"
-    answer = [g for g in scores.values() if g["type"] == "markdown"]
-    assert answer and all(g["manual"] for g in answer), "the written answer waits for a human grader"
+    answers = {gid: g for gid, g in scores.items() if g["type"] == "markdown"}
+    assert set(answers) == set(case.ANSWERS) and all(g["manual"] for g in answers.values()), (
+        "the written answers wait for a human grader"
+    )
 
 
 def test_unmodified_notebook_scores_zero(graded):
     scores = graded["scores"]["unmodified"]
-    assert _autograded_cells(scores), "no autograded cells were graded"
-    earned = {name: g["auto"] for name, g in scores.items() if g["auto"]}
+    assert set(_autograded_cells(scores)) == set(graded["case"].TESTS)
+    earned = {gid: g["auto"] for gid, g in scores.items() if g["auto"]}
     assert not earned, f"the unmodified student notebook earns points in {earned}"
-    assert not any(g["manual"] for g in scores.values()), "an unanswered question needs no manual grading"
+    assert not any(g["manual"] for g in scores.values()), "unanswered questions need no manual grading"
     assert float(graded["csv"]["unmodified"]["score"]) == 0
 
 
-@pytest.mark.parametrize("student", sorted(BROKEN))
-def test_broken_submission_loses_exactly_the_broken_tests(graded, student):
-    scores = graded["scores"][student]
-    failing = BROKEN[student][2]
-    expected = {name: 0.0 if name in failing else points for name, points in _autograded_cells(scores).items()}
-    got = {name: scores[name]["auto"] for name in expected}
-    assert got == expected, f"{student}: scores per test cell {got}, expected {expected}"
+def test_broken_submissions_lose_exactly_the_broken_tests(graded):
+    case = graded["case"]
+    for student, (_, _, failing) in case.BROKEN.items():
+        scores = graded["scores"][student]
+        expected = {gid: 0.0 if gid in failing else points for gid, points in case.TESTS.items()}
+        got = {gid: scores[gid]["auto"] for gid in expected}
+        assert got == expected, f"{student}: scores per test cell {got}, expected {expected}"
 
 
-def test_infinite_loop_was_stopped_by_the_cell_timeout(graded):
-    nb = _autograded_nb(graded["root"], "infinite_loop")
+def test_grades_csv_and_feedback_have_every_student(graded):
+    rows, name = graded["csv"], graded["name"]
+    assert set(rows) == set(graded["scores"])
+    for student, scores in graded["scores"].items():
+        score = sum(g["auto"] or 0 for g in scores.values())
+        total = sum(g["max"] for g in scores.values())
+        assert total == sum(graded["case"].TESTS.values()) + sum(graded["case"].ANSWERS.values())
+        assert float(rows[student]["score"]) == pytest.approx(score)
+        assert float(rows[student]["max_score"]) == pytest.approx(total)
+        if student in FAILING:
+            continue  # no HTML feedback: see test_ungradable_submission_gets_zero_and_a_reason
+        page = graded["root"] / "feedback" / student / name / f"{name}.html"
+        assert page.is_file(), f"no feedback for {student}"
+        assert re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", page.read_text()), (
+            f"{student}: the feedback does not show the score {score} / {total}"
+        )
+
+
+# ----------------------------------------------------------------------------- grading, once (in a1's batch)
+def test_infinite_loop_was_stopped_by_the_cell_timeout(graded_a1):
+    nb = _autograded_nb(graded_a1["root"], "infinite_loop")
     errors = {_grade_id(c): [o.ename for o in c.outputs if o.output_type == "error"]
               for c in nb.cells if c.cell_type == "code"}
     assert "CellTimeoutError" in errors["reparameterize"], f"no timeout stopped the loop: {errors['reparameterize']}"
-    assert f"Timeout waiting for execute reply ({TIMEOUT_S}s)" in graded["log"], "the test's short timeout was not used"
+    assert f"Timeout waiting for execute reply ({TIMEOUT_S}s)" in graded_a1["log"], "the short timeout was not used"
     assert errors["test_kl_to_standard_normal"] == [], "the cells after the timeout ran on"
 
 
-def test_grades_csv_has_every_student(graded):
-    rows = graded["csv"]
-    assert set(rows) == set(graded["scores"])
-    for student, scores in graded["scores"].items():
-        assert float(rows[student]["score"]) == pytest.approx(sum(g["auto"] or 0 for g in scores.values()))
-        assert float(rows[student]["max_score"]) == pytest.approx(sum(g["max"] for g in scores.values()))
-
-
-def test_feedback_html_is_written_for_every_graded_student(graded):
-    for student, scores in graded["scores"].items():
-        if student in FAILING:
-            continue
-        page = graded["root"] / "feedback" / student / A1 / f"{A1}.html"
-        assert page.is_file(), f"no feedback for {student}"
-        html = page.read_text()
-        score = sum(g["auto"] or 0 for g in scores.values())
-        total = sum(g["max"] for g in scores.values())
-        shown = re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", html)
-        assert shown, f"{student}: the feedback does not show the score {score} / {total}"
-
-
 @pytest.mark.parametrize("student", sorted(HOSTILE))
-def test_hostile_submission_is_contained_and_still_graded(graded, student):
-    attack = _autograded_nb(graded["root"], student).cells[0]
+def test_hostile_submission_is_contained_and_still_graded(graded_a1, student):
+    attack = _autograded_nb(graded_a1["root"], student).cells[0]
     printed = "".join(o.get("text", "") for o in attack.outputs)
     assert "ESCAPED" not in printed and "blocked" in printed, f"{student}: the attack printed {printed!r}"
-    scores = graded["scores"][student]
+    scores = graded_a1["scores"][student]
     lost = {name: g for name, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
     assert not lost, f"{student}: the sandbox broke the solution after the attack: {lost}"
 
 
-def test_hostile_submissions_left_no_trace(graded):
-    for folder in (graded["root"], ROOT, Path("/var/tmp")):
+def test_hostile_submissions_left_no_trace(graded_a1):
+    for folder in (graded_a1["root"], ROOT, Path("/var/tmp")):
         assert not (folder / "written_by_a_student.txt").exists(), f"a submission wrote into {folder}"
-    attack = _autograded_nb(graded["root"], "fills_disk_and_memory").cells[0]
+    attack = _autograded_nb(graded_a1["root"], "fills_disk_and_memory").cells[0]
     printed = "".join(o.get("text", "") for o in attack.outputs)
     written = int(re.search(r"after (\d+) MiB", printed).group(1))
     assert 0 < written <= 1024, f"the disk filler wrote {written} MiB: the sandbox's /tmp holds 1024"
-    assert not list((graded["root"] / "autograded" / "fills_disk_and_memory").rglob("fill_*.bin"))
+    assert not list((graded_a1["root"] / "autograded" / "fills_disk_and_memory").rglob("fill_*.bin"))
 
 
 def _hidden_test_lines() -> list[str]:
@@ -406,26 +473,27 @@ def _hidden_test_lines() -> list[str]:
             and line.strip() not in release]
 
 
-def test_feedback_withholds_hidden_tests_but_shows_their_result(graded):
+def test_feedback_withholds_hidden_tests_but_shows_their_result(graded_a1):
     hidden = _hidden_test_lines()
     assert hidden, "a1 has no hidden test lines to withhold"
     for student in ("solution", "raises"):
-        page = (graded["root"] / "feedback" / student / A1 / f"{A1}.html").read_text()
+        page = (graded_a1["root"] / "feedback" / student / A1 / f"{A1}.html").read_text()
         text = html.unescape(re.sub(r"<[^>]+>", "", page))
         shown = [line for line in hidden if line in text]
         assert not shown, f"{student}'s feedback shows hidden tests: {shown[:3]}"
-    page = (graded["root"] / "feedback" / "raises" / A1 / f"{A1}.html").read_text()
+    page = (graded_a1["root"] / "feedback" / "raises" / A1 / f"{A1}.html").read_text()
     assert "details withheld, this test cell has hidden tests" in page  # the failing hidden test, unquoted
 
 
-def test_feedback_shows_hidden_tests_when_the_instructor_says_so(graded):
-    env = dict(_nbgrader_env(graded["root"]), COURSEKIT_FEEDBACK_HIDDEN_TESTS="show")
+def test_feedback_shows_hidden_tests_when_the_instructor_says_so(graded_a1):
+    env = dict(_nbgrader_env(graded_a1["root"]), COURSEKIT_FEEDBACK_HIDDEN_TESTS="show")
     subprocess.run([str(BIN / "nbgrader"), "generate_feedback", A1, "--force", "--student=solution",
-                    "--CourseDirectory.feedback_directory=feedback_shown"], cwd=graded["root"], env=env,
+                    "--CourseDirectory.feedback_directory=feedback_shown"], cwd=graded_a1["root"], env=env,
                    check=True, capture_output=True, timeout=COMMAND_TIMEOUT_S)
-    page = (graded["root"] / "feedback_shown" / "solution" / A1 / f"{A1}.html").read_text()
+    page = (graded_a1["root"] / "feedback_shown" / "solution" / A1 / f"{A1}.html").read_text()
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
     assert all(line in text for line in _hidden_test_lines())
+
 
 
 def test_make_grade_runs_the_tested_script():
@@ -435,12 +503,12 @@ def test_make_grade_runs_the_tested_script():
 
 
 @pytest.mark.parametrize("student", sorted(FAILING))
-def test_ungradable_submission_gets_zero_and_a_reason(graded, student):
-    scores, root, words = graded["scores"][student], graded["root"], FAILING[student][1]
+def test_ungradable_submission_gets_zero_and_a_reason(graded_a1, student):
+    scores, root, words = graded_a1["scores"][student], graded_a1["root"], FAILING[student][1]
     assert scores and all(g["auto"] == 0 and not g["manual"] for g in scores.values()), (
         f"{student}: every cell should have 0 autograded points and need no manual grade: {scores}"
     )
-    row = graded["csv"][student]
+    row = graded_a1["csv"][student]
     assert float(row["score"]) == 0 and float(row["max_score"]) == sum(g["max"] for g in scores.values()), row
     assert not (root / "autograded" / student / A1).exists(), "nbgrader left a partly graded notebook"
     note = root / "feedback" / student / A1 / "autograde-error.txt"
@@ -448,7 +516,7 @@ def test_ungradable_submission_gets_zero_and_a_reason(graded, student):
     text = note.read_text()
     assert text.startswith(f"Assignment {A1}, student {student}: NOT AUTOGRADED, 0 autograded points."), text[:300]
     assert words in text and f"submitted/{student}/{A1}/{A1}.ipynb" in text, text[:1000]
-    summary = graded["log"].rpartition("NOT AUTOGRADED")[2]
+    summary = graded_a1["log"].rpartition("NOT AUTOGRADED")[2]
     assert re.search(rf"^  {student}/{A1}: .*{words}", summary, re.M), f"make grade does not report {student}"
     assert f"details: feedback/{student}/{A1}/autograde-error.txt" in summary
 
@@ -476,92 +544,12 @@ def test_a_failure_not_known_to_come_from_the_notebook_points_at_the_setup(tmp_p
     assert not unlogged.own_fault and "no error message found" in unlogged.reason, unlogged
 
 
-# ----------------------------------------------------------------------------- a3: a hierarchical VAE (lessons 05, 06)
-# The same checks as for A1, on its own temporary course (its own gradebook and grades.csv), so that its grading
-# batch neither waits for nor changes A1's.
-A3 = "a3_hierarchical_vae"
-A3_TESTS = {  # autograded test cells and their points
-    "test_multi_resolution_spectral_distance": 3,
-    "test_mmd_imq": 3,
-    "test_encoder": 3,
-    "test_posterior_objective_loss": 3,
-    "test_trained_model": 2,
-}
-A3_ANSWERS = {"objectives_answer": 2, "referee_answer": 1}  # written answers, graded by hand
-# What each hidden test compares the student's answer with: coursekit's own implementation.
-A3_REFERENCES = {
-    "test_multi_resolution_spectral_distance": "reference_audio.multi_resolution_spectral_distance(",
-    "test_mmd_imq": "losses.mmd_imq(",
-    "test_encoder": "reference.encode(",
-    "test_posterior_objective_loss": 'latent_vae_loss(model_h, data, "posterior", beta)',
-}
 
 
-def _a3_insert(cell_text: str, before: str, new_lines: str) -> str:
-    assert cell_text.count(before) == 1, f"{before!r} no longer occurs once in the A3 solution"
-    return cell_text.replace(before, new_lines + before)
-
-
-# Broken A3 submissions: the answer cell changed, how, and the test cells that must fail (every other one passes).
-A3_BROKEN = {
-    "mmd_raises": (
-        "mmd_imq", lambda s: _a3_insert(s, "    n, d = z.shape\n", '    raise ValueError("a bug in mmd_imq")\n'),
-        {"test_mmd_imq"},
-    ),
-    "encoder_syntax_error": (
-        "encoder", lambda s: s.replace("    def forward(self, x):", "    def forward(self, x)", 1), {"test_encoder"},
-    ),
-    "loss_raises": (  # the training cell calls the loss too, so the trained-model test fails with it
-        "posterior_objective_loss",
-        lambda s: _a3_insert(s, '    mu1, logvar1 = batch["mu"], batch["logvar"]\n', "    raise KeyError('mu1')\n"),
-        {"test_posterior_objective_loss", "test_trained_model"},
-    ),
-}
-
-
-def _a3_source() -> nbformat.NotebookNode:
-    return nbformat.read(ROOT / "solutions" / A3 / f"{A3}.ipynb", as_version=4)
-
-
-def _a3_cell(nb: nbformat.NotebookNode, grade_id: str):
-    cells = [c for c in nb.cells if _grade_id(c) == grade_id]
-    assert len(cells) == 1, f"no single cell {grade_id!r} in {A3}"
-    return cells[0]
-
-
-def test_a3_has_visible_and_hidden_tests_and_manual_answers():
-    nb = _a3_source()
-    assert nb.metadata.kernelspec.name == "coursekit"
-    graded = {_grade_id(c): c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
-    tests = {name: c.metadata.nbgrader["points"] for name, c in graded.items() if c.cell_type == "code"}
-    answers = {name: c.metadata.nbgrader["points"] for name, c in graded.items()
-               if c.cell_type == "markdown" and c.metadata.nbgrader.get("solution")}
-    assert tests == A3_TESTS and answers == A3_ANSWERS
-    for name in A3_TESTS:
-        cell = graded[name]
-        assert cell.metadata.nbgrader["locked"], f"{name} is not locked"
-        visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
-        assert re.search(r"^assert ", visible, re.M), f"{name} has no visible test"
-        hidden, end, _ = hidden.partition("### END HIDDEN TESTS")
-        assert end and re.search(r"^\s*assert ", hidden, re.M), f"{name} has no hidden test"
-        if name in A3_REFERENCES:
-            assert A3_REFERENCES[name] in hidden, f"{name}: the hidden test no longer compares with coursekit"
-    for name in A3_ANSWERS:  # the source holds a model answer and the grading notes
-        assert "*Grading:" in graded[name].source, f"{name} has no grading notes"
-    intro = nb.cells[0]
-    assert _grade_id(intro) == "intro" and intro.metadata.nbgrader["locked"]
-    total = sum(A3_TESTS.values()) + sum(A3_ANSWERS.values())
-    assert f"**Grading ({total} points)**" in intro.source, "the intro states another total"
-    table = [int(points) for points in re.findall(r"^\| \d \| .* \| (\d+) \|$", intro.source, re.M)]
-    assert len(table) == 6 and sum(table) == total, f"the intro's table gives {table}"
-
-
-def test_a3_sizes_follow_fast_mode_and_training_uses_the_shipped_first_model():
-    nb = _a3_source()
-    setup = _a3_cell(nb, "setup").source
-    for size in ("N_TRAIN_LOOPS", "N_TEST_LOOPS", "EPOCHS"):
-        assert re.search(rf"^{size} = config\.pick\(full=\d+, fast=\d+\)", setup, re.M), f"{size} ignores FAST mode"
-    train = _a3_cell(nb, "train").source
+# ----------------------------------------------------------------------------- what is particular to a3 and a5
+def test_a3_training_uses_the_shipped_first_model():
+    nb = _source("a3_hierarchical_vae")
+    train = _cell(nb, "train").source
     assert "first = load_waveform_vae()" in train, "part 5 must encode the loops with lesson 05's shipped model"
     assert "seed=0" in train and "seed=1" in train, "training and held-out loops come from different seeds"
     student_code = "\n".join(c.source.split("### BEGIN HIDDEN TESTS")[0] for c in nb.cells if c.cell_type == "code")
@@ -572,195 +560,14 @@ def test_a3_sizes_follow_fast_mode_and_training_uses_the_shipped_first_model():
     )
 
 
-@pytest.fixture(scope="module")
-def graded_a3(tmp_path_factory) -> dict:
-    """A3 released in a course of its own, and one batch of submissions autograded as `make grade` does."""
-    root = tmp_path_factory.mktemp("course_a3")
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    with open(root / "nbgrader_config.py", "a") as config:
-        config.write(f"\n# added by tests/test_assignments.py\nc.Execute.timeout = {TIMEOUT_S}\n")
-    skip = shutil.ignore_patterns(".ipynb_checkpoints")
-    shutil.copytree(ROOT / "solutions" / A3, root / "solutions" / A3, ignore=skip)
-    _nbgrader(root, "generate_assignment", A3, "--force", "--log-level=WARN")
-    source = nbformat.read(root / "solutions" / A3 / f"{A3}.ipynb", as_version=4)
-    release = nbformat.read(root / "assignments" / A3 / f"{A3}.ipynb", as_version=4)
-    solution = _completed(release, source)
-    submissions = {"solution": solution, "unmodified": release}
-    submissions |= {student: _edit(solution, cell, change) for student, (cell, change, _) in A3_BROKEN.items()}
-    for student, nb in submissions.items():
-        folder = root / "submitted" / student / A3
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{A3}.ipynb")
-
-    grading = _grade_script(root, A3)
-    if grading.returncode != 0:
-        pytest.fail(f"tools/grade.py {A3} exited with {grading.returncode}:\n{grading.stdout[-8000:]}")
-
-    from nbgrader.api import Gradebook
-
-    scores = {}
-    with mock.patch.dict(os.environ, {"PATH": _nbgrader_env(root)["PATH"]}):  # Gradebook runs alembic
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-            for student in submissions:
-                notebook = gb.find_submission_notebook(A3, A3, student)
-                scores[student] = {
-                    g.name: {"auto": g.auto_score, "max": g.max_score, "manual": g.needs_manual_grade,
-                             "type": g.cell_type}
-                    for g in notebook.grades
-                }
-    with open(root / "grades.csv", newline="") as f:
-        csv_rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == A3}
-    return {"root": root, "scores": scores, "csv": csv_rows, "log": grading.stdout}
-
-
-def test_a3_solution_scores_full_marks(graded_a3):
-    scores = graded_a3["scores"]["solution"]
-    assert _autograded_cells(scores) == A3_TESTS, "the gradebook holds other test cells or points"
-    lost = {name: g for name, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
-    assert not lost, f"the solution loses points in {lost}; see {graded_a3['root'] / 'autograded' / 'solution'}"
-    answers = {name: g for name, g in scores.items() if g["type"] == "markdown"}
-    assert set(answers) == set(A3_ANSWERS) and all(g["manual"] for g in answers.values()), (
-        "the written answers wait for a human grader"
-    )
-
-
-def test_a3_unmodified_notebook_scores_zero(graded_a3):
-    scores = graded_a3["scores"]["unmodified"]
-    assert set(_autograded_cells(scores)) == set(A3_TESTS)
-    earned = {name: g["auto"] for name, g in scores.items() if g["auto"]}
-    assert not earned, f"the unmodified student notebook earns points in {earned}"
-    assert not any(g["manual"] for g in scores.values()), "unanswered questions need no manual grading"
-    assert float(graded_a3["csv"]["unmodified"]["score"]) == 0
-
-
-@pytest.mark.parametrize("student", sorted(A3_BROKEN))
-def test_a3_broken_submission_loses_exactly_the_broken_tests(graded_a3, student):
-    scores = graded_a3["scores"][student]
-    failing = A3_BROKEN[student][2]
-    expected = {name: 0.0 if name in failing else points for name, points in A3_TESTS.items()}
-    got = {name: scores[name]["auto"] for name in expected}
-    assert got == expected, f"{student}: scores per test cell {got}, expected {expected}"
-
-
-def test_a3_grades_csv_and_feedback_have_every_student(graded_a3):
-    rows = graded_a3["csv"]
-    assert set(rows) == set(graded_a3["scores"])
-    for student, scores in graded_a3["scores"].items():
-        score = sum(g["auto"] or 0 for g in scores.values())
-        total = sum(g["max"] for g in scores.values())
-        assert total == sum(A3_TESTS.values()) + sum(A3_ANSWERS.values())
-        assert float(rows[student]["score"]) == pytest.approx(score)
-        assert float(rows[student]["max_score"]) == pytest.approx(total)
-        page = graded_a3["root"] / "feedback" / student / A3 / f"{A3}.html"
-        assert page.is_file(), f"no feedback for {student}"
-        assert re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", page.read_text()), (
-            f"{student}: the feedback does not show the score {score} / {total}"
-        )
-
-
-# ----------------------------------------------------------------------------- a5: evaluating generators (lesson 08)
-# The same checks again, in a course of its own: the solution gets full marks, the unmodified release zero, and
-# broken submissions lose exactly the tests they break, all graded in one batch.
-A5 = "a5_evaluating_generators"
-A5_TESTS = {  # autograded test cells and their points
-    "test_frechet_distance": 3,
-    "test_pitch_class_entropy": 2,
-    "test_pitch_class_kl": 3,
-    "test_ranking": 2,
-}
-A5_ANSWERS = {"assumptions_answer": 2, "ears_answer": 2, "bias_answer": 2}  # written answers, graded by hand
-# What each hidden test compares the student's answer with: scipy, and coursekit's own implementation.
-A5_REFERENCES = {
-    "test_frechet_distance": ("scipy.linalg.sqrtm(", "evaluation.frechet_distance("),
-    "test_pitch_class_entropy": ('evaluation.pitch_statistics(midi)["class_entropy_bits"]',),
-    "test_pitch_class_kl": ("scipy.stats.entropy(", "evaluation.histogram_kl("),
-    "test_ranking": ("evaluation.frechet_distance(", "evaluation.histogram_kl(", "assert ranking == by_frechet"),
-}
 A5_CREPE_BUDGET = 100  # CREPE costs about 0.1 s per clip on one core: at most this many clips at full size
 
 
-def _a5_change(cell_text: str, old: str, new: str) -> str:
-    assert cell_text.count(old) == 1, f"{old!r} no longer occurs once in the A5 solution"
-    return cell_text.replace(old, new)
-
-
-# Broken A5 submissions: the answer cell changed, how, and the test cells that must fail (every other one passes).
-# The ranking cell calls all three functions, so a broken function costs the ranking's points too.
-A5_BROKEN = {
-    "frechet_raises": (
-        "frechet_distance",
-        lambda s: _a5_change(s, "    x, y = np.asarray(",
-                             '    raise ValueError("a bug in frechet_distance")\n    x, y = np.asarray('),
-        {"test_frechet_distance", "test_ranking"},
-    ),
-    "entropy_syntax_error": (
-        "pitch_class_entropy",
-        lambda s: _a5_change(s, "def pitch_class_entropy(midi):", "def pitch_class_entropy(midi)"),
-        {"test_pitch_class_entropy", "test_ranking"},
-    ),
-    "kl_backwards": (  # KL(generated || reference): a plausible slip that the visible test names
-        "pitch_class_kl",
-        lambda s: _a5_change(s, "p, q = shares(reference_midi), shares(generated_midi)",
-                             "p, q = shares(generated_midi), shares(reference_midi)"),
-        {"test_pitch_class_kl", "test_ranking"},
-    ),
-    "ranking_reversed": (  # right numbers, the worse generator first: only the hidden ranking check sees it
-        "ranking",
-        lambda s: _a5_change(s, 'results[name]["frechet"])', 'results[name]["frechet"], reverse=True)'),
-        {"test_ranking"},
-    ),
-}
-
-
-def _a5_source() -> nbformat.NotebookNode:
-    return nbformat.read(ROOT / "solutions" / A5 / f"{A5}.ipynb", as_version=4)
-
-
-def _a5_cell(nb: nbformat.NotebookNode, grade_id: str):
-    cells = [c for c in nb.cells if _grade_id(c) == grade_id]
-    assert len(cells) == 1, f"no single cell {grade_id!r} in {A5}"
-    return cells[0]
-
-
-def test_a5_has_visible_and_hidden_tests_and_manual_answers():
-    nb = _a5_source()
-    assert nb.metadata.kernelspec.name == "coursekit"
-    graded = {_grade_id(c): c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
-    tests = {name: c.metadata.nbgrader["points"] for name, c in graded.items() if c.cell_type == "code"}
-    answers = {name: c.metadata.nbgrader["points"] for name, c in graded.items()
-               if c.cell_type == "markdown" and c.metadata.nbgrader.get("solution")}
-    assert tests == A5_TESTS and answers == A5_ANSWERS
-    for name in A5_TESTS:
-        cell = graded[name]
-        assert cell.metadata.nbgrader["locked"], f"{name} is not locked"
-        visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
-        assert re.search(r"^assert ", visible, re.M), f"{name} has no visible test"
-        hidden, end, _ = hidden.partition("### END HIDDEN TESTS")
-        assert end and re.search(r"^\s*assert ", hidden, re.M), f"{name} has no hidden test"
-        for reference in A5_REFERENCES[name]:
-            assert reference in hidden, f"{name}: the hidden test no longer uses {reference}"
-    for name in A5_ANSWERS:  # the source holds a model answer and the grading notes
-        assert "*Grading:" in graded[name].source, f"{name} has no grading notes"
-    intro = nb.cells[0]
-    assert _grade_id(intro) == "intro" and intro.metadata.nbgrader["locked"]
-    assert "By the end of this assignment" in intro.source, "the first cell states the objectives"
-    total = sum(A5_TESTS.values()) + sum(A5_ANSWERS.values())
-    assert f"**Grading ({total} points)**" in intro.source, "the intro states another total"
-    table = [int(points) for points in re.findall(r"^\| \d \| .* \| (\d+) \|$", intro.source, re.M)]
-    assert len(table) == 5 and sum(table) == total, f"the intro's table gives {table}"
-    kl = next(c.source for c in nb.cells if "## Part 3" in c.source)
-    assert "KL(reference ‖ generated)" in kl, "the notebook states the direction of the KL"
-
-
-def test_a5_sizes_follow_fast_mode_and_nothing_is_trained():
-    nb = _a5_source()
-    setup = _a5_cell(nb, "setup").source
-    assert re.search(r'^SIZE = config\.pick\(full="mini", fast="tiny"\)', setup, re.M), "SIZE ignores FAST mode"
-    pitch = re.search(r"^N_PITCH = config\.pick\(full=(\d+), fast=(\d+)\)", setup, re.M)
-    assert pitch, "N_PITCH ignores FAST mode"
+def test_a5_measures_little_and_trains_nothing():
+    nb = _source("a5_evaluating_generators")
+    pitch = re.search(r"^N_PITCH = config\.pick\(full=(\d+), fast=(\d+)\)", _cell(nb, "setup").source, re.M)
     assert 3 * int(pitch.group(1)) <= A5_CREPE_BUDGET, "CREPE measures three sets: keep them to about 100 clips"
-    assert re.search(r"^BIAS_SIZES = config\.pick\(full=\(.*\), fast=\(.*\)\)", setup, re.M)
-    generators = _a5_cell(nb, "generators").source
+    generators = _cell(nb, "generators").source
     for needed in ('note_clips("test"', 'note_clips("valid"', 'load_pretrained("family_classifier"'):
         assert needed in generators, f"the generators cell no longer uses {needed}"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
@@ -769,96 +576,13 @@ def test_a5_sizes_follow_fast_mode_and_nothing_is_trained():
     assert "family_classifier" in registry and (ROOT / "checkpoints" / "family_classifier.pt").is_file(), (
         "checkpoints/family_classifier.pt, which A5 loads, is not shipped"
     )
+    kl = next(c.source for c in nb.cells if "## Part 3" in c.source)
+    assert "KL(reference ‖ generated)" in kl, "the notebook states the direction of the KL"
 
 
-@pytest.fixture(scope="module")
-def graded_a5(tmp_path_factory) -> dict:
-    """A5 released in a course of its own, and one batch of submissions autograded as `make grade` does."""
-    root = tmp_path_factory.mktemp("course_a5")
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    with open(root / "nbgrader_config.py", "a") as config:
-        config.write(f"\n# added by tests/test_assignments.py\nc.Execute.timeout = {TIMEOUT_S}\n")
-    skip = shutil.ignore_patterns(".ipynb_checkpoints")
-    shutil.copytree(ROOT / "solutions" / A5, root / "solutions" / A5, ignore=skip)
-    _nbgrader(root, "generate_assignment", A5, "--force", "--log-level=WARN")
-    source = nbformat.read(root / "solutions" / A5 / f"{A5}.ipynb", as_version=4)
-    release = nbformat.read(root / "assignments" / A5 / f"{A5}.ipynb", as_version=4)
-    solution = _completed(release, source)
-    submissions = {"solution": solution, "unmodified": release}
-    submissions |= {student: _edit(solution, cell, change) for student, (cell, change, _) in A5_BROKEN.items()}
-    for student, nb in submissions.items():
-        folder = root / "submitted" / student / A5
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{A5}.ipynb")
-
-    grading = _grade_script(root, A5)
-    if grading.returncode != 0:
-        pytest.fail(f"tools/grade.py {A5} exited with {grading.returncode}:\n{grading.stdout[-8000:]}")
-
-    from nbgrader.api import Gradebook
-
-    scores = {}
-    with mock.patch.dict(os.environ, {"PATH": _nbgrader_env(root)["PATH"]}):  # Gradebook runs alembic
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-            for student in submissions:
-                notebook = gb.find_submission_notebook(A5, A5, student)
-                scores[student] = {
-                    g.name: {"auto": g.auto_score, "max": g.max_score, "manual": g.needs_manual_grade,
-                             "type": g.cell_type}
-                    for g in notebook.grades
-                }
-    with open(root / "grades.csv", newline="") as f:
-        csv_rows = {row["student_id"]: row for row in csv.DictReader(f) if row["assignment"] == A5}
-    return {"root": root, "scores": scores, "csv": csv_rows, "log": grading.stdout}
-
-
-def test_a5_solution_scores_full_marks(graded_a5):
-    scores = graded_a5["scores"]["solution"]
-    assert _autograded_cells(scores) == A5_TESTS, "the gradebook holds other test cells or points"
-    lost = {name: g for name, g in scores.items() if g["type"] == "code" and g["auto"] != g["max"]}
-    assert not lost, f"the solution loses points in {lost}; see {graded_a5['root'] / 'autograded' / 'solution'}"
-    answers = {name: g for name, g in scores.items() if g["type"] == "markdown"}
-    assert set(answers) == set(A5_ANSWERS) and all(g["manual"] for g in answers.values()), (
-        "the written answers wait for a human grader"
-    )
-
-
-def test_a5_solution_ranks_the_generators_as_coursekit_does(graded_a5):
-    nb = nbformat.read(graded_a5["root"] / "autograded" / "solution" / A5 / f"{A5}.ipynb", as_version=4)
-    printed = "".join(o.get("text", "") for o in _a5_cell(nb, "ranking").outputs if o.output_type == "stream")
+def test_a5_solution_ranks_the_generators_as_coursekit_does(tmp_path_factory):
+    graded = _graded_once(tmp_path_factory, "a5_evaluating_generators")
+    nb = _autograded_nb(graded["root"], "solution", "a5_evaluating_generators")
+    printed = "".join(o.get("text", "") for o in _cell(nb, "ranking").outputs if o.output_type == "stream")
     assert "ranking, better first: ['A', 'B']" in printed, printed
     assert "the two distances order them the same way: True" in printed, printed
-
-
-def test_a5_unmodified_notebook_scores_zero(graded_a5):
-    scores = graded_a5["scores"]["unmodified"]
-    assert set(_autograded_cells(scores)) == set(A5_TESTS)
-    earned = {name: g["auto"] for name, g in scores.items() if g["auto"]}
-    assert not earned, f"the unmodified student notebook earns points in {earned}"
-    assert not any(g["manual"] for g in scores.values()), "unanswered questions need no manual grading"
-    assert float(graded_a5["csv"]["unmodified"]["score"]) == 0
-
-
-@pytest.mark.parametrize("student", sorted(A5_BROKEN))
-def test_a5_broken_submission_loses_exactly_the_broken_tests(graded_a5, student):
-    scores = graded_a5["scores"][student]
-    failing = A5_BROKEN[student][2]
-    expected = {name: 0.0 if name in failing else points for name, points in A5_TESTS.items()}
-    got = {name: scores[name]["auto"] for name in expected}
-    assert got == expected, f"{student}: scores per test cell {got}, expected {expected}"
-
-
-def test_a5_grades_csv_and_feedback_have_every_student(graded_a5):
-    rows = graded_a5["csv"]
-    assert set(rows) == set(graded_a5["scores"])
-    for student, scores in graded_a5["scores"].items():
-        score = sum(g["auto"] or 0 for g in scores.values())
-        total = sum(g["max"] for g in scores.values())
-        assert total == sum(A5_TESTS.values()) + sum(A5_ANSWERS.values())
-        assert float(rows[student]["score"]) == pytest.approx(score)
-        assert float(rows[student]["max_score"]) == pytest.approx(total)
-        page = graded_a5["root"] / "feedback" / student / A5 / f"{A5}.html"
-        assert page.is_file(), f"no feedback for {student}"
-        assert re.search(rf"Score:\s*{score:g}(\.0+)?\s*/\s*{total:g}", page.read_text()), (
-            f"{student}: the feedback does not show the score {score} / {total}"
-        )
