@@ -23,7 +23,8 @@ INTRO_ROWS = 6
 # The scores of part 4 use cell_f1 and note_f1; the transfer test uses the student's style direction.
 BROKEN = {
     "bce_raises": ("weighted_bce",
-                   ("    cells = -(pos_weight", '    raise ValueError("a bug in weighted_bce")\n    cells = -(pos_weight'),
+                   ("    cells = -(pos_weight",
+                    '    raise ValueError("a bug in weighted_bce")\n    cells = -(pos_weight'),
                    {"test_weighted_bce"}),
     # a plausible slip: no guard for an empty prediction (ZeroDivisionError), which note_f1 inherits
     "f1_divides_by_zero": ("cell_f1",
