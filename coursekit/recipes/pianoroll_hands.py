@@ -28,7 +28,7 @@ from coursekit.recipes.pianoroll_vae import train_pianoroll_vae
 from coursekit.recipes.registry import register_recipe
 
 HANDS = ("right", "both")  # a one-part piece: all in the right hand (the course), or copied into both (source 002)
-HANDS_EPOCHS = 12  # half the shipped model's 24; each run took about 10 CPU minutes (shared machine), evaluation included
+HANDS_EPOCHS = 12  # half the shipped model's 24; about 10 CPU minutes a run (shared machine), evaluation included
 
 
 def copy_single_part(splits: dict[str, Subset]) -> int:
