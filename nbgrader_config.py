@@ -5,6 +5,7 @@ nbgrader reads this file from the current directory, so run its commands from th
 """
 
 import os
+import sys
 
 c = get_config()  # noqa: F821 (nbgrader provides get_config when it loads this file)
 
@@ -33,7 +34,10 @@ c.Execute.timeout = 120
 ISOLATION = os.environ.get("COURSEKIT_GRADE_ISOLATION", "on").strip().lower()
 if ISOLATION not in ("on", "off"):
     raise ValueError(f"COURSEKIT_GRADE_ISOLATION={ISOLATION!r}: use 'on' (the default) or 'off'")
-c.Execute.kernel_name = "coursekit-sandbox" if ISOLATION == "on" else "coursekit"
+# Only `nbgrader autograde` uses the sandbox; `nbgrader validate` (students' Validate button) and the other
+# commands use the course kernel, which runs on every system the course supports.
+AUTOGRADING = os.path.basename(sys.argv[0]) == "nbgrader" and sys.argv[1:2] == ["autograde"]
+c.Execute.kernel_name = "coursekit-sandbox" if ISOLATION == "on" and AUTOGRADING else "coursekit"
 
 # Feedback: nbgrader's HTML feedback shows every test cell as graded, hidden tests included, and a failing
 # hidden test's traceback quotes its code. COURSEKIT_FEEDBACK_HIDDEN_TESTS=hide (the default) removes the

@@ -496,6 +496,20 @@ def test_feedback_shows_hidden_tests_when_the_instructor_says_so(graded_a1):
 
 
 
+@pytest.mark.parametrize(("argv", "isolation", "kernel"), [
+    (["/venv/bin/nbgrader", "autograde", A1], "on", "coursekit-sandbox"),
+    (["/venv/bin/nbgrader", "autograde", A1], "off", "coursekit"),
+    (["/venv/bin/nbgrader", "validate", "x.ipynb"], "on", "coursekit"),  # students' Validate button
+    (["/venv/bin/jupyter-lab"], "on", "coursekit"),
+])
+def test_only_autograding_runs_in_the_sandbox(argv, isolation, kernel):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    with mock.patch.object(sys, "argv", argv), mock.patch.dict(os.environ, {"COURSEKIT_GRADE_ISOLATION": isolation}):
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert config.Execute.kernel_name == kernel
+
+
 def test_make_grade_runs_the_tested_script():
     recipe = re.search(r"^grade:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
     assert recipe, "no grade target in the Makefile"
