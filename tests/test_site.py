@@ -82,12 +82,13 @@ def test_every_audio_player_plays_a_file_of_the_original_length(site):
     assert wavs and len(site["refs"].audio) == len(wavs)
     for encoded, src in zip(wavs, site["refs"].audio, strict=True):
         original, sr = sf.read(io.BytesIO(base64.b64decode(encoded)))
-        assert src.endswith(".mp3") and not src.startswith("data:")
-        decoded, sr_mp3 = sf.read(site["out"] / src)
-        assert sr_mp3 == sr
+        assert src.endswith(".mp3" if sr in build_site.MP3_RATES else ".wav") and not src.startswith("data:")
+        decoded, sr_file = sf.read(site["out"] / src)
+        assert sr_file == sr
         lengths = f"{len(decoded) / sr:.2f} s for {len(original) / sr:.2f} s"
         assert abs(len(decoded) - len(original)) / sr < 0.1, f"{src}: {lengths}"
-        assert (site["out"] / src).stat().st_size < len(encoded) * 3 / 4  # compressed, not a copy of the WAV
+        if src.endswith(".mp3"):
+            assert (site["out"] / src).stat().st_size < len(encoded) * 3 / 4  # compressed, not a copy of the WAV
     assert "data:audio/wav" not in site["page"]
 
 

@@ -5,10 +5,10 @@ the course kernel, unless ``site/_executed/`` already holds an execution of the 
 same ``coursekit`` sources and checkpoints, in the same mode: a rebuild after editing one lesson
 re-executes that lesson only. nbconvert (already a course dependency, needs no network) turns each
 executed notebook into a page: figures become PNG files beside the page, every WAV player becomes an
-MP3 file (lossy, a tenth of the size) with its player pointing at it, and each page says when, on what
-machine and at which commit it was executed. The assignments' student versions (``assignments/``,
-without solutions) become pages too, unexecuted. Math is rendered by MathJax when the page is read
-online and stays readable LaTeX source offline.
+MP3 file (lossy, a tenth of the size; a WAV file at rates MP3 lacks) with its player pointing at it,
+and each page says when, on what machine and at which commit it was executed. The assignments'
+student versions (``assignments/``, without solutions) become pages too, unexecuted. Math is
+rendered by MathJax when the page is read online and stays readable LaTeX source offline.
 
     python tools/build_site.py                      # every lesson, student mode, into site/
     python tools/build_site.py --fast --lessons 06  # one lesson in FAST mode (the test in tests/test_site.py)
@@ -44,6 +44,7 @@ CELL_TIMEOUT_S = 1800
 WAV_SOURCE = re.compile(
     r'<source src="data:audio/(?:wav|x-wav);base64,([A-Za-z0-9+/=\s]+)"\s+type="audio/(?:wav|x-wav)"\s*/?>'
 )
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # what MPEG audio allows
 PAGE_LIMIT_BYTES = 1_500_000  # each page's HTML; its figures and audio are files beside it
 
 
@@ -112,25 +113,32 @@ def executed(notebook: Path, cache: Path, fast: bool) -> nbformat.NotebookNode:
     return nb
 
 
-def wav_to_mp3(match: re.Match, files: Path, stem: str, counter: list[int]) -> str:
-    """Replace one inline WAV ``<source>`` by an MP3 file in ``files`` and a source pointing at it."""
+def wav_to_file(match: re.Match, files: Path, stem: str, counter: list[int]) -> str:
+    """Replace one inline WAV ``<source>`` by an audio file in ``files`` and a source pointing at it.
+
+    MP3 where its sample rates allow; a WAV file otherwise (lesson 01 plays audio at 3 kHz).
+    """
     signal, sr = sf.read(io.BytesIO(base64.b64decode(match.group(1))), dtype="float32")
     counter[0] += 1
-    name = f"audio_{counter[0]:02d}.mp3"
     files.mkdir(parents=True, exist_ok=True)
-    sf.write(files / name, np.asarray(signal), sr, format="MP3")
-    return f'<source src="{stem}_files/{name}" type="audio/mpeg" />'
+    if sr in MP3_RATES:
+        name, kind = f"audio_{counter[0]:02d}.mp3", "audio/mpeg"
+        sf.write(files / name, np.asarray(signal), sr, format="MP3")
+    else:
+        name, kind = f"audio_{counter[0]:02d}.wav", "audio/wav"
+        sf.write(files / name, np.asarray(signal), sr, format="WAV", subtype="PCM_16")
+    return f'<source src="{stem}_files/{name}" type="{kind}" />'
 
 
 def audio_to_files(nb: nbformat.NotebookNode, files: Path, stem: str) -> int:
-    """Move every inline WAV of ``nb``'s HTML outputs into MP3 files; returns how many."""
+    """Move every inline WAV of ``nb``'s HTML outputs into audio files; returns how many."""
     counter = [0]
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             page = output.get("data", {}).get("text/html")
             if page:
                 text = "".join(page) if isinstance(page, list) else page
-                output["data"]["text/html"] = WAV_SOURCE.sub(lambda m: wav_to_mp3(m, files, stem, counter), text)
+                output["data"]["text/html"] = WAV_SOURCE.sub(lambda m: wav_to_file(m, files, stem, counter), text)
     return counter[0]
 
 
@@ -155,6 +163,7 @@ def banner(meta: dict | None, previous: tuple[str, str] | None, following: tuple
 def page(nb: nbformat.NotebookNode, out: Path, stem: str, top: str) -> Path:
     """Write ``out/stem.html`` with its figures in ``out/stem_files/``; links to notebooks point at pages."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a copy: the cached execution keeps its WAVs
+    nb.metadata.pop("widgets", None)  # saved widget state (megabytes of audio): widgets need a kernel anyway
     files = out / f"{stem}_files"
     audio_to_files(nb, files, stem)
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(top))
