@@ -460,7 +460,7 @@ def test_hostile_submissions_left_no_trace(graded_a1):
     attack = _autograded_nb(graded_a1["root"], "fills_disk_and_memory").cells[0]
     printed = "".join(o.get("text", "") for o in attack.outputs)
     written = int(re.search(r"after (\d+) MiB", printed).group(1))
-    assert 0 < written <= 1024, f"the disk filler wrote {written} MiB: the sandbox's /tmp holds 1024"
+    assert 0 < written <= 1024, f"the disk filler wrote {written} MiB: the sandbox's RAM disk holds 1024"
     assert not list((graded_a1["root"] / "autograded" / "fills_disk_and_memory").rglob("fill_*.bin"))
 
 

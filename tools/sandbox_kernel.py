@@ -9,9 +9,10 @@ beyond util-linux's ``unshare`` and ``prlimit`` and no root rights (user namespa
 2. the instructor's folders of the course (and of the repository this file is in, when it grades a copy)
    are covered by empty read-only folders: ``solutions/``, ``submitted/``, ``autograded/``, ``feedback/``,
    ``.git/`` and ``gradebook.db`` (and its journal) cannot be read;
-3. a private ``/tmp`` (a RAM disk of ``SCRATCH_MB``) receives a copy of the submission's folder, where
-   the notebook runs, a home folder and a writable layer over the course's ``data/`` cache (so the
-   library can build a missing cache; the layer is thrown away);
+3. a RAM disk of ``SCRATCH_MB`` covers ``autograded/`` and receives a copy of the submission's folder at
+   its own path, where the notebook runs, with a home and a temporary folder (HOME, TMPDIR) and a
+   writable layer over the course's ``data/`` cache (so the library can build a missing cache); all of
+   it is thrown away with the kernel;
 4. every other mount is made read-only, then a second user and mount namespace locks all of it: code in
    the notebook, even as that namespace's root, cannot unmount or remount anything;
 5. ``prlimit`` caps the kernel's address space (``MEMORY_GB``) and the size of any file it writes; a new
@@ -37,7 +38,7 @@ from pathlib import Path
 
 KERNEL_NAME = "coursekit-sandbox"
 HIDDEN = ("solutions", "submitted", "autograded", "feedback", ".git", "gradebook.db", "gradebook.db-journal")
-SCRATCH_MB = 1024  # the private /tmp: the submission's copy, its home, what it writes into data/
+SCRATCH_MB = 1024  # RAM disk over autograded/: the submission's copy, its home and temp folders, data writes
 MEMORY_GB = 10  # address space of the kernel and what it starts (PyTorch alone reserves about 4.6 GB)
 FILE_MB = 512  # the largest file the notebook may write
 NAMESPACES = ["unshare", "--user", "--map-root-user", "--mount"]
@@ -72,32 +73,40 @@ def read_only_remount_all(keep: set[str]) -> None:
 def inside(connection: str, workdir: str, root: str, data: str) -> None:
     """Runs as root of the new namespaces: build the file system view, then start the locked kernel."""
     mount("--make-rprivate", "/")
-    submission = os.open(workdir, os.O_RDONLY)  # still readable once autograded/ and /tmp are covered
+    submission = os.open(workdir, os.O_RDONLY)  # still readable once its folder is covered
+    work = Path(workdir)
+    # the scratch RAM disk covers the instructor folder that holds the submission (autograded/), so the
+    # notebook runs at its own path and sees no other student's folder; elsewhere it covers the folder itself
+    scratch = next((Path(root, name) for name in ("autograded", "submitted") if work.is_relative_to(Path(root, name))),
+                   work)
     repository = Path(__file__).resolve().parent.parent  # the course's own repository, if it grades a copy
     for path in [Path(folder, name) for folder in dict.fromkeys([root, str(repository)]) for name in HIDDEN]:
+        if path == scratch:
+            continue
         if path.is_dir():
             mount("-t", "tmpfs", "-o", "ro,size=4k,mode=555", "tmpfs", str(path))
         elif path.exists():
             mount("--bind", "-o", "ro", "/dev/null", str(path))
-    mount("-t", "tmpfs", "-o", f"size={SCRATCH_MB}m,mode=1777", "tmpfs", "/tmp")
-    shutil.copytree(f"/proc/self/fd/{submission}", "/tmp/work")
+    mount("-t", "tmpfs", "-o", f"size={SCRATCH_MB}m,mode=1777", "tmpfs", str(scratch))
+    shutil.copytree(f"/proc/self/fd/{submission}", work, dirs_exist_ok=True)
     os.close(submission)
-    for folder in ("/tmp/home", "/tmp/.data-upper", "/tmp/.data-work"):
-        os.mkdir(folder)
+    home, tmp, upper, layer = (scratch / f".sandbox-{name}" for name in ("home", "tmp", "data-upper", "data-work"))
+    for folder in (home, tmp, upper, layer):
+        folder.mkdir()
     if Path(data).is_dir():
-        mount("-t", "overlay", "overlay", "-o",
-              f"lowerdir={data},upperdir=/tmp/.data-upper,workdir=/tmp/.data-work", data)
+        mount("-t", "overlay", "overlay", "-o", f"lowerdir={data},upperdir={upper},workdir={layer}", data)
     mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", "/dev/shm")
-    read_only_remount_all(keep={"/tmp", "/dev/shm", data})
-    Path("/tmp/kernel.json").write_text(connection)
-    os.chdir("/tmp/work")
-    env = dict(os.environ, HOME="/tmp/home", TMPDIR="/tmp", MPLCONFIGDIR="/tmp/home/.matplotlib",
+    read_only_remount_all(keep={str(scratch), "/dev/shm", data})
+    kernel_json = scratch / ".sandbox-kernel.json"
+    kernel_json.write_text(connection)
+    os.chdir(work)
+    env = dict(os.environ, HOME=str(home), TMPDIR=str(tmp), MPLCONFIGDIR=str(home / ".matplotlib"),
                COURSEKIT_DATA=data)
     for name in ("SANDBOX_CONNECTION", "SANDBOX_WORKDIR", "SANDBOX_ROOT", "SANDBOX_DATA"):
         env.pop(name, None)
     limits = [f"--as={MEMORY_GB << 30}", f"--fsize={FILE_MB << 20}"]
     os.execvpe("unshare", [*NAMESPACES, "prlimit", *limits, "--", sys.executable, "-m", "ipykernel_launcher",
-                           "-f", "/tmp/kernel.json"], env)
+                           "-f", str(kernel_json)], env)
 
 
 def launch(connection_file: str) -> None:
