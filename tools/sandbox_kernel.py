@@ -10,9 +10,9 @@ beyond util-linux's ``unshare`` and ``prlimit`` and no root rights (user namespa
    are covered by empty read-only folders: ``solutions/``, ``submitted/``, ``autograded/``, ``feedback/``,
    ``.git/`` and ``gradebook.db`` (and its journal) cannot be read;
 3. a RAM disk of ``SCRATCH_MB`` covers ``autograded/`` and receives a copy of the submission's folder at
-   its own path, where the notebook runs, with a home and a temporary folder (HOME, TMPDIR) and a
-   writable layer over the course's ``data/`` cache (so the library can build a missing cache); all of
-   it is thrown away with the kernel;
+   its own path, where the notebook runs, with a home and a temporary folder (HOME, TMPDIR) and a data
+   folder (COURSEKIT_DATA) that links to the built caches of ``data/`` and receives any cache the
+   library builds; all of it is thrown away with the kernel;
 4. every other mount is made read-only, then a second user and mount namespace locks all of it: code in
    the notebook, even as that namespace's root, cannot unmount or remount anything;
 5. ``prlimit`` caps the kernel's address space (``MEMORY_GB``) and the size of any file it writes; a new
@@ -90,18 +90,20 @@ def inside(connection: str, workdir: str, root: str, data: str) -> None:
     mount("-t", "tmpfs", "-o", f"size={SCRATCH_MB}m,mode=1777", "tmpfs", str(scratch))
     shutil.copytree(f"/proc/self/fd/{submission}", work, dirs_exist_ok=True)
     os.close(submission)
-    home, tmp, upper, layer = (scratch / f".sandbox-{name}" for name in ("home", "tmp", "data-upper", "data-work"))
-    for folder in (home, tmp, upper, layer):
+    home, tmp, data_view = (scratch / f".sandbox-{name}" for name in ("home", "tmp", "data"))
+    for folder in (home, tmp, data_view):
         folder.mkdir()
-    if Path(data).is_dir():
-        mount("-t", "overlay", "overlay", "-o", f"lowerdir={data},upperdir={upper},workdir={layer}", data)
+    # the library's data folder, seen through links: built caches are read where they are (read-only), a
+    # missing one is built here and thrown away (an overlay cannot rename directories without privileges)
+    for entry in Path(data).iterdir() if Path(data).is_dir() else ():
+        (data_view / entry.name).symlink_to(entry)
     mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", "/dev/shm")
-    read_only_remount_all(keep={str(scratch), "/dev/shm", data})
+    read_only_remount_all(keep={str(scratch), "/dev/shm"})
     kernel_json = scratch / ".sandbox-kernel.json"
     kernel_json.write_text(connection)
     os.chdir(work)
     env = dict(os.environ, HOME=str(home), TMPDIR=str(tmp), MPLCONFIGDIR=str(home / ".matplotlib"),
-               COURSEKIT_DATA=data)
+               COURSEKIT_DATA=str(data_view))
     for name in ("SANDBOX_CONNECTION", "SANDBOX_WORKDIR", "SANDBOX_ROOT", "SANDBOX_DATA"):
         env.pop(name, None)
     limits = [f"--as={MEMORY_GB << 30}", f"--fsize={FILE_MB << 20}"]
