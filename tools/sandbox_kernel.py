@@ -85,9 +85,12 @@ def inside(connection: str, workdir: str, root: str, data: str) -> None:
             continue
         if path.is_dir():
             mount("-t", "tmpfs", "-o", "ro,size=4k,mode=555", "tmpfs", str(path))
-        elif path.exists():
-            mount("--bind", "-o", "ro", "/dev/null", str(path))
     mount("-t", "tmpfs", "-o", f"size={SCRATCH_MB}m,mode=1777", "tmpfs", str(scratch))
+    empty = scratch / ".sandbox-empty"  # hidden files read as empty and cannot be written (read-only below)
+    empty.touch()
+    for path in [Path(folder, name) for folder in dict.fromkeys([root, str(repository)]) for name in HIDDEN]:
+        if path.is_file():
+            mount("--bind", str(empty), str(path))
     shutil.copytree(f"/proc/self/fd/{submission}", work, dirs_exist_ok=True)
     os.close(submission)
     home, tmp, data_view = (scratch / f".sandbox-{name}" for name in ("home", "tmp", "data"))
