@@ -8,7 +8,9 @@ Lesson: lessons/01_audio_representations.ipynb
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -372,11 +374,14 @@ def crepe_cents(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """CREPE's pitch (cents above 10 Hz) and confidence for each 20 ms frame of ``x`` [1, samples] at 16 kHz.
 
     Decoded here rather than by ``torchcrepe.predict``: its Viterbi decoder sticks at the lowest bin
-    on some whole notes, and its dithering draws from NumPy's global generator.
+    on some whole notes, and its dithering draws from NumPy's global generator. CREPE is the slow
+    part of every pitch measurement (about 0.25 s per second of audio on one core), so it runs on
+    every core the process may use (:func:`every_core`), whatever the caller's thread count.
     """
     import torchcrepe  # imported here: it takes a second to load, and most users of this module never need it
 
-    with torch.no_grad():  # not inference_mode: the model torchcrepe caches must stay usable elsewhere
+    # not inference_mode: the model torchcrepe caches must stay usable elsewhere
+    with torch.no_grad(), every_core():
         frames = torch.cat(list(torchcrepe.preprocess(x.detach().cpu(), CREPE_SR, hop_length=CREPE_SR // 50)))
         probabilities = torchcrepe.infer(frames, model="tiny")  # [frames, 360]
     confidence, best = probabilities.max(dim=1)
@@ -384,3 +389,22 @@ def crepe_cents(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     weights = probabilities * ((bins - best[:, None]).abs() <= 4)  # the best bin and 4 either side
     bin_cents = torchcrepe.CENTS_PER_BIN * bins + 1997.3794084376191  # torchcrepe's bin centres
     return (weights * bin_cents).sum(dim=1) / weights.sum(dim=1), confidence
+
+
+@contextmanager
+def every_core() -> Iterator[int]:
+    """Let torch use every core this process may run on inside the ``with`` block; yields that count.
+
+    The lessons and recipes run torch on one thread (small models train faster so, and the arithmetic
+    is the same on every machine); CREPE's convolutions are large enough to gain from all cores. The
+    caller's thread count is restored on exit, even after an exception.
+
+    Lesson: lessons/08_model_comparison.ipynb
+    """
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(cores)
+    try:
+        yield cores
+    finally:
+        torch.set_num_threads(before)

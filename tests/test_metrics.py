@@ -77,3 +77,23 @@ def test_snr_db_checks_its_inputs_by_name():
         metrics.snr_db(torch.zeros(100), np.zeros(100))
     with pytest.raises(ValueError, match=r"ref contains 1 NaN or inf samples"):
         metrics.snr_db(torch.tensor([1.0, math.nan]), torch.zeros(2))
+
+
+def test_every_core_uses_the_allowed_cores_and_restores_the_callers_thread_count():
+    import os
+
+    from coursekit.metrics import every_core
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with every_core() as cores:
+            assert cores == len(os.sched_getaffinity(0))
+            assert torch.get_num_threads() == cores
+        assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError, match="inside"):
+            with every_core():
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 1, "restored after an exception too"
+    finally:
+        torch.set_num_threads(before)
