@@ -40,6 +40,8 @@ ASSIGNMENTS := $(patsubst solutions/%/,%,$(sort $(wildcard solutions/*/)))
 GRADE_FAST ?= 1
 # FORCE=1 autogrades again the submissions that were autograded before.
 FORCE ?= 0
+# JOBS=2 grades two submissions at a time (solutions/README.md, "Grading a class", says when it pays).
+JOBS ?= 1
 # nbgrader runs `alembic` (its database migrations) from PATH, so .venv/bin goes first on it.
 NBGRADER = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader
 
@@ -54,7 +56,7 @@ assignments: $(STAMP)
 # grade (its kernel died, its file is not a notebook) gets 0 autograded points and
 # feedback/<student>/<assignment>/autograde-error.txt, and the rest of the class is graded as usual.
 grade: $(STAMP) assignments
-	COURSEKIT_FAST=$(GRADE_FAST) $(BIN)/python tools/grade.py $(ASSIGNMENTS)$(if $(filter 1,$(FORCE)), --force,)
+	COURSEKIT_FAST=$(GRADE_FAST) $(BIN)/python tools/grade.py --jobs $(JOBS) $(ASSIGNMENTS)$(if $(filter 1,$(FORCE)), --force,)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"coursekit needs Python 3.11, found {sys.version.split()[0]} at {sys.executable}: install 3.11 or run make PYTHON=/path/to/python3.11"'

@@ -18,7 +18,8 @@ c.CourseDirectory.release_directory = "assignments"  # generated student noteboo
 c.CourseDirectory.submitted_directory = "submitted"  # submitted/<student>/<assignment>/, git-ignored
 c.CourseDirectory.autograded_directory = "autograded"  # git-ignored
 c.CourseDirectory.feedback_directory = "feedback"  # HTML feedback per student, git-ignored
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "gradebook.db")  # git-ignored
+# git-ignored. timeout: a command waits up to 60 s for another's write (`make grade JOBS=2` runs two at once)
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "gradebook.db") + "?timeout=60"
 
 # Grading runs each notebook in the course kernel (the kernelspec stored in the source notebook,
 # installed into .venv by the Makefile). A cell that runs longer than this many seconds is

@@ -35,12 +35,15 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent  # the venv's bin: nbgrader, and alembic, which nbgrader runs from PATH
 ERROR_FILE = "autograde-error.txt"  # written in feedback/<student>/<assignment>/ for a failed submission
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PRINTING = threading.Lock()  # one log printed at a time when submissions are graded side by side
 
 # The exception at the end of nbgrader's traceback -> what happened and what to do, in words. These failures
 # come from the submitted notebook itself; any other one may come from the setup (see UNKNOWN_FAILURE).
@@ -74,21 +77,53 @@ class Failure:
     log: str  # nbgrader's error lines for this submission
 
 
-def run(args: list[str], *, capture: bool = False) -> tuple[int, str]:
-    """Run ``nbgrader <args>``, showing its log as it runs; return its exit status and (if capture) its log."""
+def run(args: list[str], *, capture: bool = False, stream: bool = True) -> tuple[int, str]:
+    """Run ``nbgrader <args>``; return its exit status and (if capture) its log.
+
+    With ``stream`` its log is shown as it runs; without, it is shown whole when the command ends (so
+    that the logs of commands run side by side do not interleave).
+    """
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    print(f"+ nbgrader {' '.join(args)}", flush=True)
+    if stream:
+        print(f"+ nbgrader {' '.join(args)}", flush=True)
     proc = subprocess.Popen(
         [str(BIN / "nbgrader"), *args], env=env, text=True, errors="replace",
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     lines = []
     for line in proc.stdout:
-        sys.stdout.write(line)
-        if capture:
-            lines.append(ANSI.sub("", line.rstrip("\n")))
+        if stream:
+            sys.stdout.write(line)
+        lines.append(ANSI.sub("", line.rstrip("\n")))
+    status = proc.wait()
+    if not stream:
+        with PRINTING:
+            print(f"+ nbgrader {' '.join(args)}", *lines, sep="\n", flush=True)
     sys.stdout.flush()
-    return proc.wait(), "\n".join(lines)
+    return status, "\n".join(lines) if capture or not stream else ""
+
+
+def autograde(coursedir, assignment: str, students: list[str], force: bool, jobs: int) -> tuple[int, str]:
+    """``nbgrader autograde`` of ``students``' submissions of ``assignment``: exit status and log.
+
+    With ``jobs`` 1, one nbgrader command grades the whole batch in turn. With more, each submission gets
+    its own command, ``jobs`` of them at a time; the gradebook (SQLite) serialises their writes, each
+    waiting for the others' (nbgrader_config.py gives the gradebook's URL a 60 s timeout). The exit
+    status is the worst of them and the log is theirs joined, so a failed submission is found in it
+    as in one batch's log.
+    """
+    flags = ["--force"] if force else []
+    if jobs == 1:
+        return run(["autograde", assignment, *flags], capture=True)
+    if not force:  # nbgrader would skip these anyway; not starting a command for them saves its start-up
+        students = [s for s in students
+                    if not os.path.isdir(coursedir.format_path(coursedir.autograded_directory, s, assignment))]
+    print(f"+ nbgrader autograde {assignment} for {len(students)} submissions, {jobs} at a time", flush=True)
+    with ThreadPoolExecutor(jobs) as pool:
+        results = list(pool.map(
+            lambda student: run(["autograde", assignment, "--student", glob.escape(student), *flags], stream=False),
+            students))
+    return max((status for status, _ in results), default=0), "\n".join(log for _, log in results)
 
 
 def course_directory():
@@ -191,7 +226,7 @@ def prepare_sandbox() -> bool:
     return True
 
 
-def grade(assignments: list[str], force: bool) -> int:
+def grade(assignments: list[str], force: bool, jobs: int = 1) -> int:
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader's Gradebook runs alembic
     if not prepare_sandbox():
         return 1
@@ -203,7 +238,7 @@ def grade(assignments: list[str], force: bool) -> int:
         return 1
     failures = []
     for assignment, students in graded.items():
-        status, log = run(["autograde", assignment, *(["--force"] if force else [])], capture=True)
+        status, log = autograde(coursedir, assignment, students, force, jobs)
         failed = [s for s in students
                   if not os.path.isdir(coursedir.format_path(coursedir.autograded_directory, s, assignment))]
         named = set(re.findall(rf"error processing assignment '{re.escape(assignment)}' for student '(.+)'", log))
@@ -254,8 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("assignments", nargs="+", metavar="ASSIGNMENT", help="assignment names (folders of solutions/)")
     parser.add_argument("--force", action="store_true", help="autograde again the submissions autograded before")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="grade N submissions at a time, each in its own nbgrader command (default 1: one batch)")
     args = parser.parse_args(argv)
-    return grade(args.assignments, args.force)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give a number of submissions to grade at a time, 1 or more")
+    return grade(args.assignments, args.force, args.jobs)
 
 
 if __name__ == "__main__":
