@@ -19,7 +19,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check coursekit tests bench tools
-	COURSEKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest
+	COURSEKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest --durations=20  # ends with the 20 slowest steps
 
 lint: $(STAMP)
 	$(BIN)/ruff check coursekit tests bench tools
