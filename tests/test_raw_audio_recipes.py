@@ -148,3 +148,70 @@ def test_window_loader_moves_windows_every_epoch_and_repeats_with_its_seed():
 def test_recipes_are_registered():
     for name in [*R.VAES, *R.FRAME_AES]:
         assert name in RECIPES and "lesson 03" in RECIPES[name].description
+
+
+# ----------------------------------------------------------------------------- the controlled runs of section 3
+def test_kl_warmup_ramps_beta_over_training_steps_only():
+    model = WaveformVAE(WaveformVAEConfig(kind="linear", n_samples=200, hidden=16, latent_dim=4))
+    batch = {"audio": _tones(220.0, 330.0, seconds=200 / SR)}
+    warmup = R.KLWarmup(4)
+    model.train()
+    betas = []
+    for _ in range(6):
+        torch.manual_seed(0)
+        parts = warmup(model, batch)
+        betas.append(float(parts["beta"]))
+        assert torch.isclose(parts["loss"], parts["recon"] + parts["beta"] * parts["kl"])
+    assert betas == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    model.eval()
+    assert float(warmup(model, batch)["beta"]) == 1.0 and warmup.step == 6  # held-out batches do not count
+    assert float(R.KLWarmup(8, beta=0.5)(model, batch)["beta"]) == 0.0
+    with pytest.raises(ValueError, match="warmup_steps"):
+        R.KLWarmup(0)
+
+
+def test_each_controlled_run_changes_one_thing_of_raw_conv_vae():
+    base_config, base_beta, base_steps = R.VAES["raw_conv_vae"]
+    base = base_config.to_dict()
+    changed = {}
+    for name, (model_config, beta, steps, warmup, *seed) in R.CONTROLS.items():
+        assert steps == base_steps == 4000 and RECIPES[name].description.startswith("lesson 03")
+        diff = {k: v for k, v in model_config.to_dict().items() if base[k] != v}
+        changed[name] = (diff, beta, warmup, *seed)
+    assert changed == {
+        "raw_conv_vae_fixed05": ({"variance": "fixed", "output_sigma": 0.05}, base_beta, 0),
+        "raw_conv_vae_fixed24": ({"variance": "fixed", "output_sigma": 0.24}, base_beta, 0),
+        "raw_conv_vae_warmup": ({}, base_beta, 2000),
+        "raw_conv_beta0_learned": ({}, 0.0, 0),
+        "raw_conv_vae_start24": ({"output_sigma": 0.24}, base_beta, 0),
+        "raw_conv_vae_seed1": ({}, base_beta, 0, 1),  # nothing but the seed: the initial weights and the order
+    }
+
+
+@pytest.fixture(scope="module")
+def held_out_windows() -> torch.Tensor:
+    return R.raw_audio_windows()["test"]
+
+
+@pytest.mark.parametrize("name", ["raw_conv_vae", *R.CONTROLS])
+def test_the_shipped_conv_vaes_reproduce_their_recorded_metrics(held_out_windows, name):
+    from coursekit import checkpoints, config
+    from coursekit.losses import kl_divergence
+    from coursekit.metrics import active_units
+    from coursekit.models.waveform import build_waveform_vae
+
+    entry = checkpoints.list_pretrained()[name]
+    assert (config.checkpoint_dir() / entry["file"]).stat().st_size == entry["size_bytes"] < 10 * 2**20
+    model, ckpt = checkpoints.load_pretrained(name, build_waveform_vae)
+    recorded = ckpt["metrics"]
+    assert recorded["steps"] == recorded["history"][-1]["steps"] == 4000
+    clips = held_out_windows
+    measured = R.measure_reconstructions(R.reconstruct(model, clips), clips, pitch_clips=None)
+    with torch.no_grad():
+        mu, logvar = model.encode(clips)
+    assert measured["mse_over_silence"] == pytest.approx(recorded["mse_over_silence"], abs=2e-4)
+    assert measured["rms_db"] == pytest.approx(recorded["rms_db"], abs=0.05)
+    assert float(kl_divergence(mu, logvar)) == pytest.approx(recorded["kl"], abs=0.05 + 1e-3 * recorded["kl"])
+    assert active_units(mu)[0] == recorded["active_units"]
+    sigma = float(torch.exp(0.5 * model.output_log_variance().detach()).mean())
+    assert sigma == pytest.approx(recorded["sigma"], abs=1e-4)

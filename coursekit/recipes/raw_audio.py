@@ -220,6 +220,32 @@ def measure_vae(model: WaveformVAE, clips: torch.Tensor, beta: float) -> dict:
     }
 
 
+class KLWarmup:
+    """:func:`waveform_vae_loss` with beta rising linearly from 0 to ``beta`` over the first ``warmup_steps`` steps.
+
+    Calls made in training mode count the Adam steps (step ``k`` uses ``beta * min(1, k / warmup_steps)``);
+    held-out batches (eval mode) are scored with the current beta. The parts it returns are
+    :func:`waveform_vae_loss`'s plus ``"beta"``, so that the curve of beta lands in the history.
+
+    Lesson: lessons/03_raw_audio_pitfalls.ipynb
+    """
+
+    def __init__(self, warmup_steps: int, beta: float = 1.0) -> None:
+        if warmup_steps < 1:
+            raise ValueError(f"warmup_steps={warmup_steps!r} must be >= 1 (0 steps is no warm-up: use beta directly).")
+        self.warmup_steps, self.beta, self.step = warmup_steps, beta, 0
+
+    def current_beta(self) -> float:
+        """The beta of the next training step."""
+        return self.beta * min(1.0, self.step / self.warmup_steps)
+
+    def __call__(self, model: WaveformVAE, batch: dict) -> dict[str, torch.Tensor]:
+        beta = self.current_beta()
+        if model.training:
+            self.step += 1
+        return waveform_vae_loss(model, batch, beta=beta) | {"beta": torch.tensor(beta)}
+
+
 def librosa_flatness(clips: torch.Tensor) -> float:
     """Mean spectral flatness (librosa, n_fft 256) of clips [n, 1, samples]: near 0 for tones, 1 for white noise.
 
@@ -230,6 +256,8 @@ def librosa_flatness(clips: torch.Tensor) -> float:
     return float(np.mean(librosa.feature.spectral_flatness(y=clips.flatten().numpy(), n_fft=256)))
 
 
+COLLAPSE_SIGMA = 0.24  # where raw_conv_vae's learned sigma ended after 4,000 steps (0.243): the music's RMS
+WARMUP_STEPS = 2000  # KL warm-up: beta rises from 0 to 1 over the first half of the 4,000 steps
 VAES = {  # name -> (model config, beta, steps): the naive VAEs of lesson 03, sections 3 and 4
     "raw_conv_vae": (WaveformVAEConfig(kind="conv", variance="isotropic"), 1.0, VAE_STEPS),
     "raw_conv_vae_diagonal": (WaveformVAEConfig(kind="conv", variance="diagonal"), 1.0, VAE_STEPS),
@@ -237,21 +265,44 @@ VAES = {  # name -> (model config, beta, steps): the naive VAEs of lesson 03, se
     "raw_linear_vae": (WaveformVAEConfig(kind="linear", variance="isotropic"), 1.0, VAE_STEPS),
     "raw_linear_beta0": (WaveformVAEConfig(kind="linear", variance="fixed", output_sigma=0.05), 0.0, AE_STEPS),
 }
+CONTROLS = {  # name -> (model config, beta, steps, KL warm-up steps[, seed]): raw_conv_vae with one thing changed
+    "raw_conv_vae_fixed05": (WaveformVAEConfig(kind="conv", variance="fixed", output_sigma=0.05), 1.0, VAE_STEPS, 0),
+    "raw_conv_vae_fixed24": (WaveformVAEConfig(kind="conv", variance="fixed", output_sigma=COLLAPSE_SIGMA), 1.0,
+                             VAE_STEPS, 0),  # fmt: skip
+    "raw_conv_vae_warmup": (WaveformVAEConfig(kind="conv", variance="isotropic"), 1.0, VAE_STEPS, WARMUP_STEPS),
+    "raw_conv_beta0_learned": (WaveformVAEConfig(kind="conv", variance="isotropic"), 0.0, VAE_STEPS, 0),
+    "raw_conv_vae_start24": (WaveformVAEConfig(kind="conv", variance="isotropic", output_sigma=COLLAPSE_SIGMA), 1.0,
+                             VAE_STEPS, 0),  # fmt: skip  # learned, but starting where raw_conv_vae's sigma ended
+    "raw_conv_vae_seed1": (WaveformVAEConfig(kind="conv", variance="isotropic"), 1.0, VAE_STEPS, 0, 1),  # chance
+}
 FRAME_AES = {  # name -> (code channels, loss): source 003's frame autoencoder at 37.5x and 187.5x
     "raw_frame_ae37": (10, "mse"),
     "raw_frame_ae187": (2, "mse"),
 }
 
 
-def _register_vae(name: str, model_config: WaveformVAEConfig, beta: float, steps: int) -> None:
-    @register_recipe(name, f"lesson 03: naive {model_config.kind} waveform VAE, {model_config.variance} sigma, "
-                     f"beta {beta:g}, {steps} steps on 3 kHz music windows")  # fmt: skip
+def _register_vae(name: str, model_config: WaveformVAEConfig, beta: float, steps: int, warmup: int = 0,
+                  seed: int = SEED) -> None:  # fmt: skip
+    """Register a VAE recipe; ``seed`` other than :data:`SEED` also seeds the initial weights (seed 0 leaves
+    torch's default generator as the first recipes found it, so that their checkpoints stay reproducible)."""
+    fixed = model_config.variance == "fixed"
+    sigma = f" {model_config.output_sigma:g}" if fixed and beta else ""
+    sigma += f" from {model_config.output_sigma:g}" if not fixed and model_config.output_sigma != 1.0 else ""
+    schedule = f", KL warm-up 0 to {beta:g} over {warmup} steps" if warmup else ""
+    schedule += f", seed {seed}" if seed != SEED else ""
+
+    @register_recipe(name, f"lesson 03: naive {model_config.kind} waveform VAE, {model_config.variance} sigma{sigma}, "
+                     f"beta {beta:g}{schedule}, {steps} steps on 3 kHz music windows")  # fmt: skip
     def train(path: Path, ship: bool) -> None:
         data = raw_audio_windows()
+        if seed != SEED:
+            torch.manual_seed(seed)
         model = WaveformVAE(model_config)
-        history = train_raw_model(model, functools.partial(waveform_vae_loss, beta=beta), steps, data)
+        loss_fn = KLWarmup(warmup, beta) if warmup else functools.partial(waveform_vae_loss, beta=beta)
+        history = train_raw_model(model, loss_fn, steps, data, seed=seed)
         metrics = measure_vae(model, data["test"], beta)
-        save_checkpoint(path, model, model_config, {"history": history, "steps": steps} | metrics)
+        recorded = {"history": history, "steps": steps, "warmup_steps": warmup, "seed": seed}
+        save_checkpoint(path, model, model_config, recorded | metrics)
 
 
 def _register_frame_ae(name: str, code_channels: int, loss: str) -> None:
@@ -268,6 +319,8 @@ def _register_frame_ae(name: str, code_channels: int, loss: str) -> None:
 
 
 for _name, _setting in VAES.items():
+    _register_vae(_name, *_setting)
+for _name, _setting in CONTROLS.items():
     _register_vae(_name, *_setting)
 for _name, _setting in FRAME_AES.items():
     _register_frame_ae(_name, *_setting)
