@@ -1,15 +1,18 @@
 """Lesson 07's evaluation: per-hand F1, note onsets and onset F1, the key-set baseline
-(coursekit.metrics), and the hand rule of the controlled run (coursekit.recipes.pianoroll_hands)."""
+(coursekit.metrics), the hand rule of the controlled run (coursekit.recipes.pianoroll_hands), the
+latent-use test (coursekit.recipes.pianoroll_vae.latent_use) and the longer run's checkpoint."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from coursekit import checkpoints, config
 from coursekit.data.pianoroll_splits import pianoroll_splits
 from coursekit.metrics import f1_by_hand, f1_counts, f1_scores, keyset_baseline, note_onsets, onset_f1
 from coursekit.models.sequence import PianoRollVAEConfig, build_pianoroll_vae
 from coursekit.recipes.pianoroll_hands import copy_single_part, hands_splits, transfer_by_hand
+from coursekit.recipes.pianoroll_vae import latent_use
 
 
 def _roll(steps: int, notes: list[tuple[int, int, int]]) -> torch.Tensor:
@@ -104,3 +107,69 @@ def test_transfer_by_hand_with_no_move_is_the_reconstruction():
         rebuilt = model.reconstruct(rolls, threshold=0.5)
     assert out["chorale"]["left_kept_f1"] == pytest.approx(f1_by_hand(rebuilt[:1], rolls[:1])["left"]["f1"])
     assert out["folk"]["right_after"] == pytest.approx(100 * float(rebuilt[1, :, :51].mean()))
+
+
+# ----------------------------------------------------------------------------- does the decoder use its latent?
+class _CopyingVAE(torch.nn.Module):
+    """A stand-in whose latent is the set of keys a window uses and whose decoder writes exactly that set."""
+
+    device = torch.device("cpu")
+
+    def encode(self, roll: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = roll.amax(dim=1)
+        return keys, torch.zeros_like(keys)
+
+    def generate(self, z: torch.Tensor, steps: int = 4, threshold: float = 0.5) -> torch.Tensor:
+        return (z > threshold).float()[:, None, :].expand(-1, steps, -1)
+
+
+def test_latent_use_scores_own_latent_perfectly_and_never_hands_a_window_its_own():
+    # eight windows, each holding one key of its own: only its own latent can rebuild it
+    rolls = torch.stack([_roll(4, [(5 * i, 0, 4)]) for i in range(8)])
+    styles = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    for seed in range(5):  # whatever the shuffle, "another window" is never the window itself
+        use = latent_use(_CopyingVAE(), rolls, styles, threshold=0.5, seed=seed)
+        assert use["own_f1"] == 1.0
+        assert use["other_f1"] == use["same_style_f1"] == use["zero_f1"] == 0.0
+        assert use["own_vs_other_agreement"] == 0.0 and use["own_vs_other_changed"] == 1.0
+
+
+def test_latent_use_sees_no_difference_when_the_decoder_ignores_z():
+    torch.manual_seed(0)
+    model = build_pianoroll_vae(PianoRollVAEConfig(hidden=8, latent_dim=4))
+    with torch.no_grad():  # cut z out of the decoder: its initial state and its input no longer depend on it
+        model.to_state.weight.zero_()
+        model.decoder.weight_ih_l0.zero_()
+    rolls = torch.stack([_roll(16, [(10, 0, 8)]), _roll(16, [(30, 0, 16)]), _roll(16, [(51 + 3, 4, 16)])])
+    use = latent_use(model, rolls, torch.tensor([0, 1, 0]), threshold=0.5)
+    assert use["own_f1"] == use["other_f1"] == use["same_style_f1"] == use["zero_f1"] == use["prior_f1"]
+    assert use["own_vs_other_changed"] == 0.0
+
+
+# ----------------------------------------------------------------------------- the longer run's checkpoint
+@pytest.fixture(scope="module")
+def long_run():
+    if "pianoroll_vae_long" not in checkpoints.list_pretrained():  # a shipped checkpoint: fail, never skip
+        pytest.fail("pianoroll_vae_long is not registered: run `python -m coursekit train pianoroll_vae_long --ship`.")
+    return checkpoints.load_pretrained("pianoroll_vae_long", build_pianoroll_vae)
+
+
+def test_long_run_is_small_continues_the_shipped_run_and_records_the_lesson_numbers(long_run):
+    entry = checkpoints.list_pretrained()["pianoroll_vae_long"]
+    assert (config.checkpoint_dir() / entry["file"]).stat().st_size == entry["size_bytes"] < 10 * 2**20
+    model, ckpt = long_run
+    metrics, shipped = ckpt["metrics"], checkpoints.load_pretrained("pianoroll_vae")[1]["metrics"]
+    assert metrics["start_epochs"] == shipped["epochs_run"] == 24
+    assert len(metrics["history"]["valid_loss"]) == metrics["epochs_run"] >= 1
+    assert metrics["valid_loss"] < shipped["valid_loss"]  # it did train further
+    assert {"f1", "onset_f1", "chorale_keys", "latent_own_f1", "move_overshoot"} <= set(metrics["lesson"])
+
+
+def test_long_run_reproduces_its_recorded_prior_samples(long_run):
+    # lesson_measurements decodes 256 prior draws (seed 4) at the run's threshold: no data needed
+    model, ckpt = long_run
+    metrics = ckpt["metrics"]
+    z = torch.randn(256, model.config.latent_dim, generator=torch.Generator().manual_seed(4))
+    new = model.generate(z, threshold=metrics["threshold"])
+    assert float(note_onsets(new).sum((1, 2)).mean()) == pytest.approx(metrics["lesson"]["prior_notes"], abs=1e-6)
+    assert float(new.sum(-1).mean()) == pytest.approx(metrics["lesson"]["prior_keys"], abs=1e-6)
