@@ -537,13 +537,48 @@ def test_ungradable_submission_gets_zero_and_a_reason(graded_a1, student):
     assert f"details: feedback/{student}/{A1}/autograde-error.txt" in summary
 
 
-def test_a_failure_not_known_to_come_from_the_notebook_points_at_the_setup(tmp_path):
-    from nbgrader.coursedir import CourseDirectory
-
+def _grade_tool() -> ModuleType:
     spec = importlib.util.spec_from_file_location("grade_tool", ROOT / "tools" / "grade.py")
     grade_tool = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = grade_tool  # dataclasses look their module up
     spec.loader.exec_module(grade_tool)
+    return grade_tool
+
+
+@pytest.mark.parametrize("preset", [None, "3"])
+def test_parallel_grading_caps_each_notebooks_threads(monkeypatch, preset):
+    grade_tool = _grade_tool()
+    environments = []
+
+    class FakeNbgrader:  # records the environment of each nbgrader command instead of running it
+        def __init__(self, argv, env, **kwargs):
+            environments.append((argv, env))
+            self.stdout = iter(())
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(grade_tool.subprocess, "Popen", FakeNbgrader)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if preset is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, preset)
+    cores = len(os.sched_getaffinity(0))
+    status, _ = grade_tool.autograde(None, A1, ["ann", "bob", "cy"], force=True, jobs=2)
+    assert status == 0 and sorted(argv[argv.index("--student") + 1] for argv, _ in environments) == ["ann", "bob", "cy"]
+    expected = preset or str(max(1, cores // 2))  # the instructor's setting wins
+    assert {(env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]) for _, env in environments} == {(expected, expected)}
+
+    environments.clear()
+    grade_tool.autograde(None, A1, ["ann"], force=True, jobs=1)  # one batch: torch's own default
+    assert environments[0][1].get("OMP_NUM_THREADS") == preset
+
+
+def test_a_failure_not_known_to_come_from_the_notebook_points_at_the_setup(tmp_path):
+    from nbgrader.coursedir import CourseDirectory
+
+    grade_tool = _grade_tool()
     coursedir = CourseDirectory(root=str(tmp_path))
     path = coursedir.format_path(coursedir.submitted_directory, "jdoe", A1)
     log = (  # nbgrader's log of a submission that failed (as for "crashed"), for a reason of the setup

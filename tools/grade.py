@@ -77,13 +77,18 @@ class Failure:
     log: str  # nbgrader's error lines for this submission
 
 
-def run(args: list[str], *, capture: bool = False, stream: bool = True) -> tuple[int, str]:
+def run(args: list[str], *, capture: bool = False, stream: bool = True, threads: int | None = None) -> tuple[int, str]:
     """Run ``nbgrader <args>``; return its exit status and (if capture) its log.
 
     With ``stream`` its log is shown as it runs; without, it is shown whole when the command ends (so
-    that the logs of commands run side by side do not interleave).
+    that the logs of commands run side by side do not interleave). ``threads`` caps the threads of
+    the numerical libraries in the notebooks it runs (OMP_NUM_THREADS, MKL_NUM_THREADS), unless the
+    caller's environment sets them already.
     """
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(name, str(threads))
     if stream:
         print(f"+ nbgrader {' '.join(args)}", flush=True)
     proc = subprocess.Popen(
@@ -108,9 +113,11 @@ def autograde(coursedir, assignment: str, students: list[str], force: bool, jobs
 
     With ``jobs`` 1, one nbgrader command grades the whole batch in turn. With more, each submission gets
     its own command, ``jobs`` of them at a time; the gradebook (SQLite) serialises their writes, each
-    waiting for the others' (nbgrader_config.py gives the gradebook's URL a 60 s timeout). The exit
-    status is the worst of them and the log is theirs joined, so a failed submission is found in it
-    as in one batch's log.
+    waiting for the others' (nbgrader_config.py gives the gradebook's URL a 60 s timeout). Each of those
+    notebooks gets the cores divided by ``jobs`` as its threads (at least one): torch would otherwise
+    start a thread per core in every kernel, and two kernels on two cores, each with two threads, run
+    slower together than one after the other (bench/RESULTS.md). The exit status is the worst of them
+    and the log is theirs joined, so a failed submission is found in it as in one batch's log.
     """
     flags = ["--force"] if force else []
     if jobs == 1:
@@ -118,10 +125,13 @@ def autograde(coursedir, assignment: str, students: list[str], force: bool, jobs
     if not force:  # nbgrader would skip these anyway; not starting a command for them saves its start-up
         students = [s for s in students
                     if not os.path.isdir(coursedir.format_path(coursedir.autograded_directory, s, assignment))]
-    print(f"+ nbgrader autograde {assignment} for {len(students)} submissions, {jobs} at a time", flush=True)
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+    print(f"+ nbgrader autograde {assignment} for {len(students)} submissions, {jobs} at a time, "
+          f"{threads} thread(s) each", flush=True)
     with ThreadPoolExecutor(jobs) as pool:
         results = list(pool.map(
-            lambda student: run(["autograde", assignment, "--student", glob.escape(student), *flags], stream=False),
+            lambda student: run(["autograde", assignment, "--student", glob.escape(student), *flags],
+                                stream=False, threads=threads),
             students))
     return max((status for status, _ in results), default=0), "\n".join(log for _, log in results)
 
