@@ -13,6 +13,12 @@ ensembles (string quartet, organ, piano, woodwinds, brass, choir), each folk tun
 flute, accordion or recorder, at a fixed tempo per style, as written (repeats not expanded).
 Recordings are 16 kHz mono, peak-normalised to 0.9, and are the music of the raw-audio lessons.
 
+A known flaw, kept: the "organ" ensemble plays General MIDI program 19 (church organ), whose samples
+in this soundfont sound an octave high below key 60 and an octave low above it (lesson 00 measures
++1,207 and -1,199 cents at keys 42 and 74), so organ chorales keep their pitch classes but fold
+their voices towards middle C. Program 20 (reed organ) is in tune; switching would change the
+recordings that lesson 03's shipped checkpoints were trained and measured on.
+
 Example:
     >>> recordings = MusicRecordings(n_pieces=config.pick(full=40, fast=4))
     >>> x = coursekit.audio.random_crop(recordings[0]["audio"], 16000)   # one second of music
@@ -45,7 +51,7 @@ TEMPO_BPM = {"chorale": 80.0, "folk": 112.0}  # quarter notes per minute
 ENSEMBLES = {  # 0-based General MIDI programs, highest voice first
     "chorale": {
         "string quartet": (40, 40, 41, 42),
-        "organ": (19, 19, 19, 19),
+        "organ": (19, 19, 19, 19),  # church organ: octave-inconsistent in this soundfont (module docstring)
         "piano": (0, 0, 0, 0),
         "woodwinds": (73, 68, 71, 70),
         "brass": (56, 60, 57, 58),
