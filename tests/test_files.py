@@ -27,3 +27,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         atomic_write(path, half_then_fail)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["c.bin"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_the_file_gets_the_permissions_open_would_give(tmp_path, mask):
+    import os
+    import stat
+
+    before = os.umask(mask)
+    try:
+        plain = tmp_path / "plain.bin"
+        plain.write_bytes(b"x")
+        written = atomic_write(tmp_path / "atomic.bin", lambda f: f.write(b"x"))
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~mask
