@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
-def _umask() -> int:
+def umask() -> int:
     """This process's file-creation mask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -49,7 +49,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any], suffix: str
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the permissions open() would
+        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes 0600; give the permissions open() would
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -68,6 +68,19 @@ def test_round_trip_builds_once_then_reuses_without_building(tmp_path):
     assert siblings(root) == []
 
 
+def test_a_built_folder_gets_the_permissions_mkdir_would_give(tmp_path):
+    import stat
+
+    before = os.umask(0o022)
+    try:
+        (tmp_path / "plain").mkdir()
+        root = quiet_build(tmp_path / "data")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(root.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o755
+    assert stat.S_IMODE((root / MANIFEST).stat().st_mode) == 0o644
+
+
 def test_first_build_prints_a_line_when_verbose(tmp_path, capsys):
     cached_build(tmp_path / "demo", PARAMS, write_dataset)
     assert capsys.readouterr().out == f"building demo in {tmp_path} (once; later runs reuse it)\n"

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coursekit.files import atomic_write
+from coursekit.files import atomic_write, umask
 
 MANIFEST = "MANIFEST.json"
 WRITER = "coursekit.data.cache"
@@ -283,6 +283,7 @@ def cached_build(
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
+        tmp.chmod(0o777 & ~umask())  # mkdtemp makes 0700; give the folder the permissions mkdir would
         build(tmp)
         files = _files(tmp)
         manifest = {
