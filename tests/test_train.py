@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import IPython.display
 import matplotlib.pyplot as plt
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from coursekit import train
 from coursekit.checkpoints import load_checkpoint
 from coursekit.nonfinite import NonFiniteLossError
 from coursekit.train import History, evaluate, fit, to_device
@@ -206,17 +206,20 @@ def test_max_steps_stops_mid_epoch_at_exactly_that_many_steps():
     assert "valid_loss" in history.epochs[-1]  # the partial epoch is still validated
 
 
-def test_time_budget_stops_training():
+def test_time_budget_stops_training(monkeypatch):
+    clock = [1000.0]  # a fake clock that only moves when a step computes its loss, 1/16 s a step (exact in binary)
+    monkeypatch.setattr(train.time, "perf_counter", lambda: clock[0])
+
     def slow_loss(model, batch):
-        time.sleep(0.02)
+        clock[0] += 0.0625
         return mse_loss(model, batch)
 
-    history = quiet_fit(linear(), loader(regression(40, 0), batch_size=4), slow_loss, epochs=100, time_budget_s=0.1)
+    history = quiet_fit(linear(), loader(regression(40, 0), batch_size=4), slow_loss, epochs=100, time_budget_s=0.25)
     assert len(history.epochs) == 1
-    assert 5 <= history.epochs[0]["steps"] < 10
-    assert history.epochs[0]["time_s"] >= 0.1
+    assert history.epochs[0]["steps"] == 4  # the step that reaches 0.25 s is the last: 4 x 1/16 s
+    assert history.epochs[0]["time_s"] >= 0.25
     assert history.stop_reason.startswith("time_budget: ")
-    assert history.stop_reason.endswith("passed time_budget_s=0.1")
+    assert history.stop_reason.endswith("passed time_budget_s=0.25")
 
 
 # ----------------------------------------------------------------------------- clipping and checkpoints
