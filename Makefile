@@ -17,10 +17,11 @@ lab: $(STAMP)
 	mkdir -p $(LAB_SETTINGS) && cp tools/jupyterlab/overrides.json $(LAB_SETTINGS)/overrides.json
 	$(BIN)/jupyter lab --port=$(PORT) $(AS_ROOT) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons/README.md
 
-# pytest-xdist runs the tests in TEST_WORKERS processes (TEST_WORKERS=auto: one per core; 0: no workers);
-# --dist loadscope keeps each test module and each notebook in one process, so a notebook's cells run in
-# order on one kernel and a module's fixtures (a1's graded batch, say) are built once.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=N (or auto: one per core) runs the tests in N pytest-xdist processes; --dist loadscope keeps
+# each test module and each notebook in one process (a notebook's cells in order on one kernel, a module's
+# fixtures built once). The default, 0, runs them in this process: on a 2-core machine two workers took
+# 1,361 s against 1,402 s (bench/RESULTS.md), not worth the contention that timing-sensitive cells meet.
+TEST_WORKERS ?= 0
 test: $(STAMP)
 	$(BIN)/ruff check coursekit tests bench tools
 	COURSEKIT_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --durations=20  # ends with the 20 slowest steps

@@ -46,6 +46,14 @@ def test_training_by_the_clock_measures_at_each_mark_and_keeps_what_it_heard(cli
     assert "pitch_kept" not in metrics  # measured only when asked (CREPE on every test note takes a while)
 
 
+def test_a_mark_already_passed_by_the_last_validation_trains_one_step(clips):
+    # 6 ms between the marks: validating at the first mark takes longer than that
+    _, metrics = train_waveform_vae(TINY, minutes=0.0011, marks=(0.001,), clips=clips,
+                                    measure_pitch=False, live_plot=False, progress=False)  # fmt: skip
+    first, second = metrics["marks"]
+    assert second["steps"] == first["steps"] + 1 and second["minutes"] >= 0.0011
+
+
 def test_a_step_budget_stops_training_at_that_step_whatever_the_clock(clips):
     _, metrics = train_waveform_vae(TINY, minutes=60.0, marks=(0.001,), clips=clips, max_steps=7,
                                     measure_pitch=False, live_plot=False, progress=False)  # fmt: skip

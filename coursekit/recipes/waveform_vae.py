@@ -160,9 +160,11 @@ def train_waveform_vae(
         segment_start = time.perf_counter()
         if max_steps is not None and steps >= max_steps:
             break
+        # the previous segment's last validation can run past this mark (on a busy machine): then one step
+        left_s = max(mark * 60 - trained_s, 1e-6)
         history = fit(model, loader, loss, optimizer, valid_loader=valid, epochs=10**6,
                       max_steps=None if max_steps is None else max_steps - steps,
-                      time_budget_s=mark * 60 - trained_s, scheduler=schedule, live_plot=live_plot,
+                      time_budget_s=left_s, scheduler=schedule, live_plot=live_plot,
                       progress=progress)  # fmt: skip
         trained_s += time.perf_counter() - segment_start
         last = history.epochs[-1]
