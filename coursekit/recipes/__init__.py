@@ -9,6 +9,8 @@ Lesson: lessons/02_vae_mnist.ipynb
 """
 
 from coursekit.recipes import (
+    adversarial,
+    latent_diffusion,
     latent_vae,
     mnist_vae,
     model_comparison,
@@ -17,10 +19,11 @@ from coursekit.recipes import (
     raw_audio,
     spectrogram_audio,
     spectrogram_vae,
+    vq_waveform,
     waveform_vae,
 )
 from coursekit.recipes.registry import RECIPES, load_or_train, register_recipe, run_path, run_recipe
 
-__all__ = ["RECIPES", "latent_vae", "load_or_train", "mnist_vae", "model_comparison", "pianoroll_hands",
-           "pianoroll_vae", "raw_audio", "register_recipe", "run_path", "run_recipe", "spectrogram_audio",
-           "spectrogram_vae", "waveform_vae"]
+__all__ = ["RECIPES", "adversarial", "latent_diffusion", "latent_vae", "load_or_train", "mnist_vae",
+           "model_comparison", "pianoroll_hands", "pianoroll_vae", "raw_audio", "register_recipe", "run_path",
+           "run_recipe", "spectrogram_audio", "spectrogram_vae", "vq_waveform", "waveform_vae"]
