@@ -103,12 +103,34 @@ def test_spectral_loss_forgives_the_phase_that_mse_punishes():
 
 def test_measure_reconstructions_known_values():
     x = _tones(220.0, 262.0, 330.0)
-    perfect = R.measure_reconstructions(x.clone(), x, pitch_clips=None)
+    perfect = R.measure_reconstructions(x.clone(), x, pitch_windows=0)
     assert perfect["mse_over_silence"] == 0 and perfect["error_percent"] == 0 and perfect["referee_ratio"] < 1e-3
-    silent = R.measure_reconstructions(torch.full_like(x, 0.04), x, pitch_clips=None)
+    silent = R.measure_reconstructions(torch.full_like(x, 0.04), x, pitch_windows=0)
     expected = 100 * math.sqrt(float((x - 0.04).pow(2).mean()))
     assert silent["mean"] == pytest.approx(0.04) and silent["error_percent"] == pytest.approx(expected, abs=1e-4)
     assert silent["mse_over_silence"] == pytest.approx(1 + 0.04**2 / float(x.pow(2).mean()), rel=1e-3)
+
+
+def test_measure_reconstructions_judges_pitch_on_all_clips_unless_told_how_many():
+    x = _tones(220.0, 330.0, 262.0)
+    y = torch.cat([x[:1], _tones(247.0, 294.0)])  # only the first clip keeps its pitch
+    assert "pitch_kept" not in R.measure_reconstructions(y, x, pitch_windows=0)
+    every = R.measure_reconstructions(y, x)  # the default: all three clips
+    assert every["pitch_windows"] == 3 and every["pitch_kept"] == pytest.approx(1 / 3, abs=0.03)
+    first = R.measure_reconstructions(y, x, pitch_windows=1)
+    assert first["pitch_windows"] == 1 and first["pitch_kept"] == 1.0
+    assert first["mse_over_silence"] == every["mse_over_silence"]  # the other numbers use every clip regardless
+    with pytest.raises(ValueError, match="pitch_windows=4"):
+        R.measure_reconstructions(y, x, pitch_windows=4)
+
+
+def test_measure_vae_passes_pitch_windows_on():
+    torch.manual_seed(0)
+    model = WaveformVAE(WaveformVAEConfig(kind="conv", variance="isotropic"))
+    x = _tones(220.0, 330.0)
+    assert "pitch_kept" not in R.measure_vae(model, x, beta=1.0, pitch_windows=0)
+    measured = R.measure_vae(model, x, beta=1.0, pitch_windows=1)
+    assert measured["pitch_windows"] == 1 and 0 <= measured["pitch_kept"] <= 1 and measured["beta"] == 1.0
 
 
 def test_pitch_frames_kept():
@@ -206,7 +228,7 @@ def test_the_shipped_conv_vaes_reproduce_their_recorded_metrics(held_out_windows
     recorded = ckpt["metrics"]
     assert recorded["steps"] == recorded["history"][-1]["steps"] == 4000
     clips = held_out_windows
-    measured = R.measure_reconstructions(R.reconstruct(model, clips), clips, pitch_clips=None)
+    measured = R.measure_reconstructions(R.reconstruct(model, clips), clips, pitch_windows=0)
     with torch.no_grad():
         mu, logvar = model.encode(clips)
     assert measured["mse_over_silence"] == pytest.approx(recorded["mse_over_silence"], abs=2e-4)

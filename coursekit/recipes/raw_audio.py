@@ -42,6 +42,7 @@ BATCH, LR, SEED = 16, 1e-3, 0  # small batches: many Adam steps for little CPU
 VAE_STEPS = 4000  # a learned sigma needs about 3,000 Adam steps (about 1e-3 each in log-variance) to walk from 1
 AE_STEPS = 2000  # to the music's RMS (0.24); the models with a fixed sigma do not have that walk to make
 SPECTRAL_FFTS = (512, 256, 128)  # the spectral loss's windows at 3 kHz: 171, 85 and 43 ms
+SHIPPED_PITCH_WINDOWS = 16  # the recipes store pitch_kept of the first 16 test windows (all of one piece), as shipped
 
 
 def raw_audio_windows(n_pieces: int = N_PIECES, windows_per_piece: int = WINDOWS_PER_PIECE,
@@ -154,17 +155,28 @@ def pitch_frames_kept(originals: torch.Tensor, others: torch.Tensor, sr: int = S
     return {"voiced": voiced, "kept": kept, "fraction": kept / voiced if voiced else float("nan")}
 
 
-def measure_reconstructions(reconstructions: torch.Tensor, clips: torch.Tensor, pitch_clips: int | None = 16) -> dict:
-    """The numbers lesson 03 judges a reconstruction by, each on the same clips [n, 1, 3000].
+def measure_reconstructions(reconstructions: torch.Tensor, clips: torch.Tensor,
+                            pitch_windows: int | None = None) -> dict:  # fmt: skip
+    """The numbers lesson 03 judges a reconstruction by, on clips [n, 1, 3000] and their reconstructions.
 
     ``mse_over_silence`` (1 is no better than predicting zeros), ``error_percent`` (source 003's
     measure: ``100 * sqrt(mse)``, the RMS error as a percentage of full scale), ``referee_ratio``
-    (:func:`coursekit.metrics.random_other_ratio`: 0 a perfect copy, 1 as far as an unrelated
-    window), ``pitch_kept`` (:func:`pitch_frames_kept` on the first ``pitch_clips`` clips; None skips
-    it), ``mean`` (the reconstructions' average sample: a DC offset) and ``rms_db``.
+    (:func:`coursekit.metrics.random_other_ratio`: 0 a perfect copy, 1 as far as a random other clip
+    of the set), ``mean`` (the reconstructions' average sample: a DC offset) and ``rms_db``: all on
+    every one of the n clips. ``pitch_kept`` (:func:`pitch_frames_kept`) and ``pitch_windows`` (how
+    many clips it rests on): on the first ``pitch_windows`` clips.
+
+    Args:
+        pitch_windows: None (the default) judges pitch on all n clips; k judges the first k; 0 skips
+            ``pitch_kept``. CREPE is the slow step (two calls per clip, about 0.1 s each on two cores).
+            Lesson 03's test windows are stored piece by piece (25 from each held-out piece), so
+            the first 16 all come from one piece: the shipped lesson 03 checkpoints stored
+            ``pitch_kept`` of those 16 only (their recipes pass 16).
 
     Lesson: lessons/03_raw_audio_pitfalls.ipynb
     """
+    if pitch_windows is not None and not 0 <= pitch_windows <= len(clips):
+        raise ValueError(f"pitch_windows={pitch_windows!r}: need None (all {len(clips)} clips) or 0 to {len(clips)}.")
     mse = float((reconstructions - clips).pow(2).mean())
     result = {
         "mse_over_silence": mse / float(clips.pow(2).mean()),
@@ -173,8 +185,10 @@ def measure_reconstructions(reconstructions: torch.Tensor, clips: torch.Tensor, 
         "mean": float(reconstructions.mean()),
         "rms_db": float(audio.rms_db(reconstructions.flatten())),
     }
-    if pitch_clips is not None:
-        result["pitch_kept"] = pitch_frames_kept(clips[:pitch_clips], reconstructions[:pitch_clips])["fraction"]
+    n = len(clips) if pitch_windows is None else pitch_windows
+    if n:
+        result["pitch_kept"] = pitch_frames_kept(clips[:n], reconstructions[:n])["fraction"]
+        result["pitch_windows"] = n
     return {key: round(value, 5) for key, value in result.items()}
 
 
@@ -198,11 +212,14 @@ def train_raw_model(model: WaveformVAE | FrameAutoencoder, loss_fn: Callable, st
 
 
 @torch.no_grad()
-def measure_vae(model: WaveformVAE, clips: torch.Tensor, beta: float) -> dict:
+def measure_vae(model: WaveformVAE, clips: torch.Tensor, beta: float, pitch_windows: int | None = None) -> dict:
     """:func:`measure_reconstructions` plus what a VAE adds: KL (nats per window), active units, sigma, prior samples.
 
-    ``active_units`` and ``kl`` mean something only when the model was trained with the KL
-    (``beta > 0``): without it nothing ties the posterior's scale to the prior's.
+    Everything is measured on all the clips [n, 1, 3000] except ``pitch_kept``, which rests on the
+    first ``pitch_windows`` of them (None, the default: all n; 0: not measured), as in
+    :func:`measure_reconstructions`. ``sample_rms_db`` and ``sample_flatness`` describe 16 prior
+    samples (generator seed 1). ``active_units`` and ``kl`` mean something only when the model was
+    trained with the KL (``beta > 0``): without it nothing ties the posterior's scale to the prior's.
 
     Lesson: lessons/03_raw_audio_pitfalls.ipynb
     """
@@ -210,7 +227,7 @@ def measure_vae(model: WaveformVAE, clips: torch.Tensor, beta: float) -> dict:
     mu, logvar = model.encode(clips)
     samples = model.sample(16, generator=torch.Generator().manual_seed(1))
     flatness = librosa_flatness(samples)
-    return measure_reconstructions(reconstruct(model, clips), clips) | {
+    return measure_reconstructions(reconstruct(model, clips), clips, pitch_windows) | {
         "beta": beta,
         "kl": round(float(kl_divergence(mu, logvar)), 4),
         "active_units": active_units(mu)[0],
@@ -300,7 +317,7 @@ def _register_vae(name: str, model_config: WaveformVAEConfig, beta: float, steps
         model = WaveformVAE(model_config)
         loss_fn = KLWarmup(warmup, beta) if warmup else functools.partial(waveform_vae_loss, beta=beta)
         history = train_raw_model(model, loss_fn, steps, data, seed=seed)
-        metrics = measure_vae(model, data["test"], beta)
+        metrics = measure_vae(model, data["test"], beta, pitch_windows=SHIPPED_PITCH_WINDOWS)
         recorded = {"history": history, "steps": steps, "warmup_steps": warmup, "seed": seed}
         save_checkpoint(path, model, model_config, recorded | metrics)
 
@@ -314,7 +331,7 @@ def _register_frame_ae(name: str, code_channels: int, loss: str) -> None:
         data = raw_audio_windows()
         model = FrameAutoencoder(model_config)
         history = train_raw_model(model, mse_loss if loss == "mse" else spectral_loss, AE_STEPS, data)
-        metrics = measure_reconstructions(reconstruct(model, data["test"]), data["test"])
+        metrics = measure_reconstructions(reconstruct(model, data["test"]), data["test"], SHIPPED_PITCH_WINDOWS)
         save_checkpoint(path, model, model_config, {"history": history, "steps": AE_STEPS, "loss": loss} | metrics)
 
 
