@@ -23,9 +23,11 @@ def lesson05():
 def test_fine_tuning_froze_the_encoder_and_started_from_the_shipped_model(lesson05, name):
     first, first_metrics = lesson05
     tuned, checkpoint = load_pretrained(name, build_audio_vae)
-    for (key, before), after in zip(first.encoder.state_dict().items(), tuned.encoder.state_dict().values()):
+    encoders = zip(first.encoder.state_dict().items(), tuned.encoder.state_dict().values(), strict=True)
+    for (key, before), after in encoders:
         assert torch.equal(before, after), f"{name}: encoder weight {key} changed"
-    changed = [not torch.equal(a, b) for a, b in zip(first.decoder.parameters(), tuned.decoder.parameters())]
+    decoders = zip(first.decoder.parameters(), tuned.decoder.parameters(), strict=True)
+    changed = [not torch.equal(a, b) for a, b in decoders]
     assert all(changed), f"{name}: some decoder weights never moved"
     marks = checkpoint["metrics"]["marks"]
     assert [m["step"] for m in marks] == [0, 100, 200, 300]
