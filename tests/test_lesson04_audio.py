@@ -1,19 +1,22 @@
 """Lesson 04's audio evaluation (coursekit/recipes/spectrogram_audio.py) and the dB scale of SpectrogramFeatures."""
 
+import itertools
 import math
 
 import pytest
 import torch
 
-from coursekit import synth
+from coursekit import audio, synth
 from coursekit.data.nsynth import FAMILIES, NSynthMini
 from coursekit.features import SpectrogramFeatures
 from coursekit.recipes.spectrogram_audio import (
     SCALES,
+    add_floor,
     crepe_pitch,
     high_band_db,
     judge_clips,
     loud_descriptors,
+    notes_by_key_band,
     pick_notes,
 )
 
@@ -112,6 +115,31 @@ def test_judge_clips_against_itself_and_a_shifted_octave():
     assert set(judged["other"]) == {"mrstft"}  # distance only: its pitch is known
 
 
+def test_add_floor_is_one_noise_at_the_asked_level():
+    clips = torch.zeros(3, 1, SR)
+    floored = add_floor(clips, -40.0)
+    assert torch.equal(floored[0], floored[2])  # the same noise under every clip
+    rms_db = 20 * math.log10(float(floored[0].pow(2).mean().sqrt()))
+    assert rms_db == pytest.approx(-40.0, abs=0.2)
+    assert torch.equal(add_floor(clips, -40.0), floored)  # seeded: the same on every call
+    with pytest.raises(ValueError, match="floor_db=3"):
+        add_floor(clips, 3.0)
+
+
+def test_judge_floor_ignores_an_inaudible_difference_and_keeps_an_audible_one():
+    torch.manual_seed(0)
+    pluck = synth.pluck(220.0, 2.0, SR)[None]
+    sixteen_bit = torch.round(pluck * 32767) / 32767  # differs only about 100 dB down
+    pluck, sixteen_bit = audio.rms_normalize(pluck, -20.0), audio.rms_normalize(sixteen_bit, -20.0)
+    octave = audio.rms_normalize(synth.pluck(440.0, 2.0, SR)[None], -20.0)
+    clips = {"reference": pluck[None], "copy": sixteen_bit[None], "octave": octave[None]}
+    bare = judge_clips(clips, [57], SR, floor_db=None)
+    floored = judge_clips(clips, [57], SR)
+    assert float(bare["copy"]["mrstft"]) > 0.3  # the bare log-magnitude term hears the quantisation
+    assert float(floored["copy"]["mrstft"]) < 0.1
+    assert float(floored["octave"]["mrstft"]) > 1.0  # a real difference still counts
+
+
 def test_judge_clips_marks_unheard_originals_as_nan():
     reference = torch.stack([synth.sine(220.0, 1.0, SR)[None], synth.sine(330.0, 1.0, SR)[None]])
     judged = judge_clips({"reference": reference}, [57, 40], SR)  # the second is not at key 40
@@ -139,3 +167,21 @@ def test_pick_notes_one_family_after_another_with_distinct_keys():
         assert len(keys) == len(set(keys))
     with pytest.raises(ValueError, match="per_family=0"):
         pick_notes(notes, per_family=0)
+
+
+def test_notes_by_key_band_spans_each_band_from_its_lowest_key_to_its_highest():
+    notes = NSynthMini("test", size="tiny")
+    keys = [int(e["pitch"]) for e in notes.examples]
+    edges = [0, 48, 60, 128]
+    bands = notes_by_key_band(notes, edges, per_band=3)
+    assert list(bands) == [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges) if any(lo <= k < hi for k in keys)]
+    for name, chosen in bands.items():
+        lo, last = map(int, name.split("-"))
+        in_band = [k for k in keys if lo <= k <= last]
+        assert len(chosen) == min(3, len(in_band)) == len(set(chosen))
+        chosen_keys = [keys[i] for i in chosen]
+        assert chosen_keys == sorted(chosen_keys)
+        assert chosen_keys[0] == min(in_band) and chosen_keys[-1] == max(in_band)
+    assert sum(map(len, bands.values())) > 0
+    with pytest.raises(ValueError, match="increasing"):
+        notes_by_key_band(notes, [60, 48], per_band=3)

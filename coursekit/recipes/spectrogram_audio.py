@@ -13,6 +13,7 @@ Lesson: lessons/04_spectrogram_vae.ipynb
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -33,6 +34,7 @@ SCALES = {  # recipe name -> the only setting that differs
     "spec_ae_db": SpectrogramFeatures(scale="db"),
 }
 HIGH_HZ = 4000.0  # the band whose share of the energy measures hiss
+JUDGE_FLOOR_DB = -70.0  # the shared noise floor the judge adds before comparing, dB re full scale (RMS)
 
 
 def pick_notes(notes: NSynthMini, per_family: int = 1) -> list[int]:
@@ -53,6 +55,30 @@ def pick_notes(notes: NSynthMini, per_family: int = 1) -> list[int]:
         spread = [(2 * k + 1) * len(keys) // (2 * per_family) for k in range(min(per_family, len(keys)))]
         chosen += [by_key[keys[j]] for j in spread]
     return chosen
+
+
+def notes_by_key_band(notes: NSynthMini, edges: list[int], per_band: int) -> dict[str, list[int]]:
+    """Up to ``per_band`` indices of ``notes`` from each key band, spread evenly over the band's notes in
+    key order from its lowest key to its highest (unlike :func:`pick_notes`, the extremes are included).
+
+    Args:
+        edges: increasing MIDI keys; band j holds keys ``edges[j] <= key < edges[j + 1]``.
+
+    Returns:
+        ``{"lo-hi": [index, ...]}`` (the band's keys, inclusive), bands without notes left out.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    if per_band < 1 or len(edges) < 2 or list(edges) != sorted(set(edges)):
+        raise ValueError(f"edges={edges}, per_band={per_band}: give at least two increasing keys and per_band >= 1.")
+    by_key = sorted(range(len(notes.examples)), key=lambda i: (int(notes.examples[i]["pitch"]), i))
+    bands = {}
+    for lo, hi in itertools.pairwise(edges):
+        members = [i for i in by_key if lo <= int(notes.examples[i]["pitch"]) < hi]
+        if members:
+            take = min(per_band, len(members))
+            bands[f"{lo}-{hi - 1}"] = [members[round(j * (len(members) - 1) / max(take - 1, 1))] for j in range(take)]
+    return bands
 
 
 def note_clips(ae: SpectrogramAE, notes: NSynthMini, indices: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
@@ -83,6 +109,23 @@ def reconstruct(ae: SpectrogramAE, x: torch.Tensor, seed: int = 0) -> torch.Tens
     """
     features = ae.config.features
     return features.decode(ae.eval()(features.encode(x)), seed=seed)
+
+
+def add_floor(x: torch.Tensor, floor_db: float = JUDGE_FLOOR_DB, seed: int = 0) -> torch.Tensor:
+    """Clips ``x`` [n, 1, samples] plus one faint white noise, the same for every clip, of RMS ``floor_db``
+    dB re full scale.
+
+    A log-magnitude distance weighs a bin 100 dB down as much as a loud one, so two clips that
+    differ only far below hearing (a float signal and its 16-bit copy) score apart. Adding the
+    same noise to both sides makes every bin below the floor equal on both, so the distance
+    ignores what lies beneath it and still sees everything above it.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    if floor_db >= 0:
+        raise ValueError(f"floor_db={floor_db}: a noise floor lies below full scale; give a negative dB value.")
+    noise = torch.randn(x.shape[-1], generator=torch.Generator().manual_seed(seed), dtype=x.dtype)
+    return x + noise * 10 ** (floor_db / 20)
 
 
 def high_band_db(x: torch.Tensor, sr: int, above_hz: float = HIGH_HZ, n_fft: int = 1024) -> torch.Tensor:
@@ -147,7 +190,12 @@ def crepe_pitch(
 
 @torch.no_grad()
 def judge_clips(
-    clips: dict[str, torch.Tensor], keys: list[int], sr: int, tolerance: float = 50.0, distance_only: tuple = ("other",)
+    clips: dict[str, torch.Tensor],
+    keys: list[int],
+    sr: int,
+    tolerance: float = 50.0,
+    distance_only: tuple = ("other",),
+    floor_db: float | None = JUDGE_FLOOR_DB,
 ) -> dict[str, dict]:
     """Measure every kind of clip against ``clips["reference"]`` (all Tensor ``[n, 1, samples]``, matched).
 
@@ -156,10 +204,12 @@ def judge_clips(
         keys: the n MIDI keys the notes were played at.
         tolerance: cents within which a pitch counts as the key (originals) or as kept (the others).
         distance_only: kinds measured by ``"mrstft"`` alone (the unrelated notes: their pitch is known).
+        floor_db: the noise floor :func:`add_floor` puts under both clips before the distance
+            (None: none; the distance then reacts to differences far below hearing).
 
     Returns:
         ``{kind: {"mrstft": [n]`` (:func:`coursekit.metrics.referee_distance`, auraloss's
-        multi-resolution STFT distance to the reference; 0 for the reference), ``"midi"``,
+        multi-resolution STFT distance to the reference over the shared floor; 0 for the reference), ``"midi"``,
         ``"periodicity"`` (:func:`crepe_pitch`), ``"kept": [n]`` (1 if the pitch lies within
         ``tolerance`` of the reference's, nan where the reference is not heard at its key),
         ``"high_db"`` (:func:`high_band_db`), ``"centroid"``, ``"flatness"`` (:func:`loud_descriptors`)}}``.
@@ -171,9 +221,13 @@ def judge_clips(
     if len(keys) != len(clips["reference"]):
         raise ValueError(f"{len(keys)} keys for {len(clips['reference'])} clips: give one MIDI key per clip.")
     referee, reference = referee_distance(), clips["reference"]
+    floored = (lambda x: x) if floor_db is None else (lambda x: add_floor(x, floor_db))  # noqa: E731
+    heard_reference = floored(reference)
 
     def measure(x: torch.Tensor, distance_only: bool = False) -> dict[str, torch.Tensor]:
-        row = {"mrstft": torch.stack([referee(x[i : i + 1], reference[i : i + 1]) for i in range(len(x))])}
+        over_floor = floored(x)
+        distances = [referee(over_floor[i : i + 1], heard_reference[i : i + 1]) for i in range(len(x))]
+        row = {"mrstft": torch.stack(distances)}
         if distance_only:
             return row
         return row | crepe_pitch(x) | loud_descriptors(x, sr) | {"high_db": high_band_db(x, sr)}
