@@ -160,3 +160,23 @@ def test_the_combined_reconstruction_adds_the_relative_waveform_error_to_both_sp
 def test_bad_loss_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AudioVAELoss(**kwargs)
+
+
+def test_reconstruction_loss_kinds_on_known_inputs():
+    from coursekit.audio import multi_resolution_spectral_convergence, multi_resolution_spectral_distance
+    from coursekit.models.audio_vae import reconstruction_loss
+
+    torch.manual_seed(0)
+    x = 0.3 * torch.randn(2, 1, 4096)
+    x_hat = 0.5 * x + 0.05 * torch.randn(2, 1, 4096)
+    distance = multi_resolution_spectral_distance(x_hat, x)
+    convergence = multi_resolution_spectral_convergence(x_hat, x)
+    torch.testing.assert_close(reconstruction_loss(x_hat, x, "spectral"), distance)
+    torch.testing.assert_close(reconstruction_loss(x_hat, x), distance + convergence)  # lessons 05 and 09 train on this
+    silent = reconstruction_loss(torch.zeros_like(x), x, "spectral+convergence+waveform")
+    silent_spectral = reconstruction_loss(torch.zeros_like(x), x, "spectral+convergence")
+    torch.testing.assert_close(silent - silent_spectral, torch.tensor(1.0))  # the waveform term is 1 for silence
+    assert float(reconstruction_loss(x, x, "spectral+convergence+waveform")) == pytest.approx(0.0, abs=1e-5)
+    torch.testing.assert_close(reconstruction_loss(x_hat, x, "mse"), (x_hat - x).pow(2).mean())
+    with pytest.raises(ValueError, match=r"kind='l1': choose one of"):
+        reconstruction_loss(x_hat, x, "l1")

@@ -208,6 +208,31 @@ REGULARISERS = ("kl", "mmd")
 RECONSTRUCTIONS = ("spectral", "spectral+convergence", "spectral+convergence+waveform", "mse")
 
 
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "spectral+convergence") -> torch.Tensor:
+    """How far waveforms ``x_hat`` are from ``x`` (both Tensor ``[batch, channels, samples]``), as a Tensor [].
+
+    ``kind`` is one of :data:`RECONSTRUCTIONS`: ``"spectral"`` is the multi-resolution spectral
+    distance of :func:`coursekit.audio.multi_resolution_spectral_distance` (log magnitudes, phase
+    ignored); ``"spectral+convergence"`` (the default, the loss lesson 05's models and lesson 09's
+    fine-tunings train on) adds :func:`coursekit.audio.multi_resolution_spectral_convergence` (linear
+    magnitudes, which weigh the loud partials); ``"spectral+convergence+waveform"`` adds the
+    waveform's relative squared error ``sum((x_hat - x)^2) / sum(x^2)`` (1 for a silent output);
+    ``"mse"`` is the waveform's mean squared error alone.
+
+    Lesson: lessons/05_waveform_vae.ipynb
+    """
+    if kind not in RECONSTRUCTIONS:
+        raise ValueError(f"kind={kind!r}: choose one of {RECONSTRUCTIONS}.")
+    if kind == "mse":
+        return (x_hat - x).pow(2).mean()
+    loss = multi_resolution_spectral_distance(x_hat, x)
+    if "convergence" in kind:
+        loss = loss + multi_resolution_spectral_convergence(x_hat, x)
+    if kind.endswith("waveform"):
+        loss = loss + (x_hat - x).pow(2).sum() / x.pow(2).sum().clamp_min(1e-12)
+    return loss
+
+
 class AudioVAELoss:
     """The lesson-05 objective, in the form :func:`coursekit.train.fit` takes: ``loss(model, batch)``.
 
@@ -271,14 +296,7 @@ class AudioVAELoss:
             frames = mu.transpose(1, 2).reshape(-1, mu.shape[1])
             chosen = torch.randperm(len(frames), generator=self.generator)[: self.mmd_frames]
             regulariser = mmd_imq(frames[chosen], generator=self.generator)
-        if self.reconstruction.startswith("spectral"):
-            recon = multi_resolution_spectral_distance(x_hat, x)
-            if "convergence" in self.reconstruction:
-                recon = recon + multi_resolution_spectral_convergence(x_hat, x)
-            if self.reconstruction.endswith("waveform"):
-                recon = recon + (x_hat - x).pow(2).sum() / x.pow(2).sum().clamp_min(1e-12)
-        else:
-            recon = (x_hat - x).pow(2).mean()
+        recon = reconstruction_loss(x_hat, x, self.reconstruction)
         weight = self.current_weight()
         if model.training:
             self.steps += 1

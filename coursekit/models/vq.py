@@ -36,9 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coursekit.audio.spectral import multi_resolution_spectral_convergence, multi_resolution_spectral_distance
 from coursekit.config import as_config, config_from_dict
-from coursekit.models.audio_vae import AudioVAEConfig, build_audio_vae
+from coursekit.models.audio_vae import AudioVAEConfig, build_audio_vae, reconstruction_loss
 
 
 def perplexity(codes: torch.Tensor, n_codes: int) -> float:
@@ -204,7 +203,7 @@ class VQLoss:
     def __call__(self, model: VQAudioAutoencoder, batch: dict | torch.Tensor) -> dict[str, torch.Tensor]:
         x = batch["audio"] if isinstance(batch, dict) else batch
         x_hat, parts = model(x)
-        recon = multi_resolution_spectral_distance(x_hat, x) + multi_resolution_spectral_convergence(x_hat, x)
+        recon = reconstruction_loss(x_hat, x)
         loss = recon + parts["codebook"] + model.config.commitment * parts["commitment"]
         return {"loss": loss, "recon": recon, "codebook": parts["codebook"], "commitment": parts["commitment"],
                 "perplexity": torch.tensor(parts["perplexity"])}  # fmt: skip

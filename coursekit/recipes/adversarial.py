@@ -28,11 +28,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from coursekit import config
-from coursekit.audio.spectral import multi_resolution_spectral_convergence, multi_resolution_spectral_distance
 from coursekit.checkpoints import save_checkpoint
 from coursekit.data.crops import RandomCrops
 from coursekit.models import parameter_count
-from coursekit.models.audio_vae import AudioVAE
+from coursekit.models.audio_vae import AudioVAE, reconstruction_loss
 from coursekit.models.discriminators import (
     DiscriminatorConfig,
     build_discriminator,
@@ -54,11 +53,6 @@ FINE_TUNINGS = {  # checkpoint name -> (discriminator kind, objective); None: th
     "decoder_ft_both_hinge": ("both", "hinge"),
     "decoder_ft_both_ns": ("both", "nonsaturating"),
 }
-
-
-def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Lesson 05's training reconstruction: multi-resolution spectral distance plus spectral convergence."""
-    return multi_resolution_spectral_distance(x_hat, x) + multi_resolution_spectral_convergence(x_hat, x)
 
 
 def fine_tune_decoder(
