@@ -12,6 +12,7 @@ from coursekit.recipes import (
     adversarial,
     latent_diffusion,
     latent_vae,
+    mnist_classifier,
     mnist_vae,
     model_comparison,
     pianoroll_hands,
@@ -24,6 +25,6 @@ from coursekit.recipes import (
 )
 from coursekit.recipes.registry import RECIPES, load_or_train, register_recipe, run_path, run_recipe
 
-__all__ = ["RECIPES", "adversarial", "latent_diffusion", "latent_vae", "load_or_train", "mnist_vae",
+__all__ = ["RECIPES", "adversarial", "latent_diffusion", "latent_vae", "load_or_train", "mnist_classifier", "mnist_vae",
            "model_comparison", "pianoroll_hands", "pianoroll_vae", "raw_audio", "register_recipe", "run_path",
            "run_recipe", "spectrogram_audio", "spectrogram_vae", "vq_waveform", "waveform_vae"]
