@@ -286,6 +286,17 @@ def test_mini_metadata_follows_nsynths_conventions(mini):
     assert len({e["note"] for e in entries}) == len(entries)
 
 
+def test_instrument_keys_follow_the_tables(mini):
+    by_program = {i.program: i for i in nsynth.INSTRUMENTS}
+    assert by_program[24].keys == list(range(40, 85))  # a guitar: the family's range, 40-84
+    assert by_program[21].keys == list(range(40, 73))  # accordion: narrowed to 40-72
+    assert 64 not in by_program[65].keys and len(by_program[65].keys) == 79 - 48  # alto sax: key 64 left out
+    assert by_program[17].keys[0] == 36 and by_program[17].sounding_keys[0] == 48  # the 16-foot organ, an octave up
+    assert by_program[24].sounding_keys == by_program[24].keys
+    mini_keys = {(e["instrument"], e["pitch"]) for split in all_examples(mini).values() for e in split.values()}
+    assert all(k in by_program[p].keys for p, k in mini_keys)
+
+
 def test_mini_splits_by_instrument(mini):
     examples = all_examples(mini)
     instruments = {s: {e["instrument_str"] for e in ex.values()} for s, ex in examples.items()}

@@ -72,5 +72,16 @@ class Instrument:
         """``<family>_<source>_<program:03d>``, e.g. ``guitar_acoustic_024``."""
         return f"{self.family}_{self.source}_{self.program:03d}"
 
+    @property
+    def keys(self) -> list[int]:
+        """The MIDI keys NSynth-mini may label this instrument's notes with: its key range less BAD_KEYS."""
+        low, high = KEY_RANGES.get(self.program, FAMILY_PITCHES[self.family])
+        return [k for k in range(low, high + 1) if (self.program, k) not in BAD_KEYS]
+
+    @property
+    def sounding_keys(self) -> list[int]:
+        """The keys the soundfont is played on for those notes: ``keys`` shifted by TRANSPOSE."""
+        return [k + TRANSPOSE.get(self.program, 0) for k in self.keys]
+
 
 INSTRUMENTS = tuple(sorted(Instrument(p, family, source) for family, source, programs in GM_GROUPS for p in programs))

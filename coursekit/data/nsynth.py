@@ -8,9 +8,11 @@ The format of the NSynth json/wav release (https://magenta.tensorflow.org/datase
 A note_str reads ``<instrument_str>-<pitch:03d>-<velocity:03d>``, e.g. ``guitar_acoustic_024-060-100``.
 :class:`NSynth` reads that format from the real dataset or from NSynth-mini, which
 :func:`render_nsynth_mini` renders offline through the General MIDI soundfont of
-``coursekit.data.soundfont``: 11 families mapped from GM programs, split by instrument so that
-valid and test instruments are never heard in training. NSynth-mini has no quality
-annotations: every note has ``qualities`` all 0 and ``qualities_str`` ``[]``.
+``coursekit.data.soundfont``: 11 families mapped from GM programs, split by program so that no
+valid or test program is trained on. A program is not a recording: some held-out programs replay
+samples that training programs also play (4 of the 11 test programs and 1 of the 11 valid ones use
+only such samples; ``coursekit.data.sf2`` measures it, lesson 00 prints it). NSynth-mini has no
+quality annotations: every note has ``qualities`` all 0 and ``qualities_str`` ``[]``.
 
 Example:
     >>> train = NSynth(render_nsynth_mini(), "train", families=["guitar", "flute"])
@@ -300,9 +302,7 @@ def split_instruments(instruments: Iterable[Instrument], seed: int) -> dict[str,
 
 def _choose_notes(instrument: Instrument, n_notes: int | None, rng: np.random.Generator) -> list[tuple[int, int]]:
     """``n_notes`` distinct (pitch, velocity) pairs from the instrument's key range, sorted; all for None."""
-    low, high = KEY_RANGES.get(instrument.program, FAMILY_PITCHES[instrument.family])
-    keys = [p for p in range(low, high + 1) if (instrument.program, p) not in BAD_KEYS]
-    grid = [(p, v) for p in keys for v in VELOCITIES]
+    grid = [(p, v) for p in instrument.keys for v in VELOCITIES]
     if n_notes is None or n_notes >= len(grid):
         return grid
     return sorted(grid[j] for j in rng.choice(len(grid), n_notes, replace=False))
