@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import tinysoundfont
 
-from coursekit.data.sf2 import read_sf2, shared_samples
+from coursekit.data.instruments import INSTRUMENTS
+from coursekit.data.nsynth import split_instruments
+from coursekit.data.sf2 import read_sf2, replaying_programs, shared_samples
 from coursekit.data.soundfont import soundfont_path
 
 
@@ -112,6 +114,18 @@ def test_shared_samples_counts_share_and_names_the_programs():
     train = {0: frozenset({1, 2}), 1: frozenset({2, 3, 7}), 2: frozenset({8})}
     assert shared_samples(held_out, train) == {10: (0.75, (0, 1)), 11: (0.0, ()), 12: (0.0, ())}
     assert shared_samples(held_out, {}) == {10: (0.0, ()), 11: (0.0, ()), 12: (0.0, ())}
+
+
+def test_replaying_programs_finds_the_test_programs_lesson_00_names():
+    """Lesson 00's check 2 on NSynth-mini's programs: 3, 44, 54 and 83 sound only training programs' samples."""
+    layout = read_sf2(soundfont_path())
+    train = [i.program for i in split_instruments(INSTRUMENTS, seed=0)["train"]]
+    test = [i.program for i in split_instruments(INSTRUMENTS, seed=0)["test"]]
+    assert replaying_programs(layout, test, train) == {3, 44, 54, 83}
+    assert replaying_programs(layout, [44, 73], [48]) == {44}  # tremolo strings replay strings; flute does not
+    assert replaying_programs(layout, [44], []) == set()
+    with pytest.raises(KeyError, match="program 19 is not one of NSynth-mini's"):
+        replaying_programs(layout, [19], train)  # church organ: left out of NSynth-mini
 
 
 def test_a_file_that_is_not_a_soundfont_is_named(tmp_path, toy_sf2):

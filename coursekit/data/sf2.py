@@ -26,6 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from coursekit.data.instruments import INSTRUMENTS
+from coursekit.data.nsynth import VELOCITIES
+
 # Generator operators used here (SoundFont 2.04, section 8.1.2).
 INSTRUMENT, KEY_RANGE, VELOCITY_RANGE, SAMPLE_ID = 41, 43, 44, 53
 FULL = (0, 127)  # a zone with no key (or velocity) range covers every key (velocity)
@@ -129,6 +132,25 @@ def shared_samples(
         share = len(samples & heard) / len(samples) if samples else 0.0
         result[program] = (share, tuple(sorted(p for p, s in train.items() if s & samples)))
     return result
+
+
+def replaying_programs(layout: SoundFontLayout, held_out: Iterable[int], train: Iterable[int]) -> set[int]:
+    """The programs of ``held_out`` whose every sample some program of ``train`` also sounds, each program
+    taken on the keys and velocities NSynth-mini plays it at (lesson 00's check 2, which lesson 04 reuses).
+
+    Raises KeyError for a program that is not one of NSynth-mini's (``coursekit.data.instruments.INSTRUMENTS``).
+
+    Lesson: lessons/00_tour.ipynb
+    """
+    by_program = {i.program: i for i in INSTRUMENTS}
+
+    def sounded(program: int) -> frozenset[int]:
+        if program not in by_program:
+            raise KeyError(f"program {program} is not one of NSynth-mini's (see coursekit.data.instruments)")
+        return layout.samples(program, keys=by_program[program].sounding_keys, velocities=VELOCITIES)
+
+    shares = shared_samples({p: sounded(p) for p in held_out}, {p: sounded(p) for p in train})
+    return {p for p, (share, _) in shares.items() if share == 1}
 
 
 # ----------------------------------------------------------------------------- parsing
