@@ -204,6 +204,17 @@ def test_latent_scatter_colours_classes_and_lists_them_in_the_legend(rng):
     assert [text.get_text() for text in legend.get_texts()] == ["0", "1", "2"]
 
 
+def test_latent_scatter_eleven_classes_keep_the_first_ten_apart(rng):
+    """With 11-20 classes the first ten get tab20's dark shades (as distinct as tab10), then the light ones."""
+    z = torch.randn(44, 2, generator=rng)
+    ax = plot.latent_scatter(z, labels=[f"family {i:02d}" for i in range(11)] * 4)
+    colors = ax.collections[0].get_facecolors()[:11, :3]
+    dark, light = plt.get_cmap("tab20").colors[0::2], plt.get_cmap("tab20").colors[1::2]
+    np.testing.assert_allclose(colors[:10], dark, atol=1e-6)
+    np.testing.assert_allclose(colors[10], light[0], atol=1e-6)
+    assert len({tuple(c) for c in colors.round(4)}) == 11
+
+
 def test_latent_scatter_string_labels_and_continuous_labels(rng):
     z = torch.randn(40, 3, generator=rng)
     ax = plot.latent_scatter(z, labels=["chorale", "folk"] * 20)

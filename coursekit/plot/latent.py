@@ -52,8 +52,12 @@ def _label_colors(labels: ArrayLike | Sequence, n: int) -> tuple[np.ndarray, dic
     is_number = np.issubdtype(values.dtype, np.number) or values.dtype == bool
     classes = np.unique(values)
     if len(classes) <= 20 and (not is_number or np.all(np.mod(values, 1) == 0)):
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-        return cmap(np.searchsorted(classes, values)), {str(c): cmap(i) for i, c in enumerate(classes)}
+        # tab20 holds ten dark/light pairs; taking every dark shade before any light one keeps the first ten
+        # classes as far apart as tab10's, so a class is paired with its look-alike only from the eleventh on
+        tab20 = plt.get_cmap("tab20").colors
+        palette = plt.get_cmap("tab10").colors if len(classes) <= 10 else [*tab20[0::2], *tab20[1::2]]
+        rgba = np.array([(*palette[i], 1.0) for i in range(len(classes))])
+        return rgba[np.searchsorted(classes, values)], {str(c): tuple(rgba[i]) for i, c in enumerate(classes)}
     if not is_number:
         raise ValueError(f"labels has {len(classes)} distinct names; at most 20 can be told apart by colour.")
     return values.astype(float), None
