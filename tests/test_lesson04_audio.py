@@ -2,6 +2,7 @@
 
 import itertools
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from coursekit.recipes.spectrogram_audio import (
     high_band_db,
     judge_clips,
     loud_descriptors,
+    nearest_key_notes,
     notes_by_key_band,
     pick_notes,
 )
@@ -167,6 +169,25 @@ def test_pick_notes_one_family_after_another_with_distinct_keys():
         assert len(keys) == len(set(keys))
     with pytest.raises(ValueError, match="per_family=0"):
         pick_notes(notes, per_family=0)
+
+
+def test_nearest_key_notes_same_instrument_another_key_lower_on_a_tie():
+    notes = NSynthMini("test", size="mini")
+    examples = notes.examples
+    chosen = pick_notes(notes)
+    keys = [e["pitch"] for e in examples]
+    for i, j in zip(chosen, nearest_key_notes(notes, chosen), strict=True):
+        same = [k for k, e in zip(keys, examples, strict=True) if e["instrument_str"] == examples[i]["instrument_str"]]
+        assert examples[j]["instrument_str"] == examples[i]["instrument_str"] and keys[j] != keys[i]
+        assert abs(keys[j] - keys[i]) == min(abs(k - keys[i]) for k in same if k != keys[i])
+    tiny = NSynthMini("test", size="tiny")  # 2 notes per instrument: the neighbour is the other one, if its key differs
+    owner = {i: e["instrument_str"] for i, e in enumerate(tiny.examples)}
+    first = next(i for i in owner if len({tiny.examples[j]["pitch"] for j in owner if owner[j] == owner[i]}) == 2)
+    other = next(j for j in owner if j != first and owner[j] == owner[first])
+    assert nearest_key_notes(tiny, [first]) == [other]
+    alone = SimpleNamespace(examples=[{"instrument_str": "x", "pitch": 60}, {"instrument_str": "x", "pitch": 60}])
+    with pytest.raises(ValueError, match="x has no note at a key other than 60"):
+        nearest_key_notes(alone, [0])
 
 
 def test_notes_by_key_band_spans_each_band_from_its_lowest_key_to_its_highest():

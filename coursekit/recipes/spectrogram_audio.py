@@ -81,6 +81,26 @@ def notes_by_key_band(notes: NSynthMini, edges: list[int], per_band: int) -> dic
     return bands
 
 
+def nearest_key_notes(notes: NSynthMini, indices: list[int]) -> list[int]:
+    """For each index, the note of the same instrument whose key is nearest to it but not the same
+    (the lower key on a tie): a stricter landmark than an unrelated note, since it shares the timbre.
+
+    Raises:
+        ValueError: an instrument of ``indices`` has no note at another key in ``notes`` (the message names it).
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    keys = [int(e["pitch"]) for e in notes.examples]
+    nearest = []
+    for i in indices:
+        instrument = notes.examples[i]["instrument_str"]
+        others = [j for j, e in enumerate(notes.examples) if e["instrument_str"] == instrument and keys[j] != keys[i]]
+        if not others:
+            raise ValueError(f"{instrument} has no note at a key other than {keys[i]} here: no neighbour to compare.")
+        nearest.append(min(others, key=lambda j: (abs(keys[j] - keys[i]), keys[j], j)))
+    return nearest
+
+
 def note_clips(ae: SpectrogramAE, notes: NSynthMini, indices: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
     """The clips lesson 04 compares, each Tensor ``[n, 1, samples]`` at ``notes.sr``, matched by index.
 
