@@ -391,6 +391,7 @@ def test_pianoroll_colours_each_hand_at_its_pitch_and_time():
     roll = torch.zeros(32, 2 * N_PITCHES)
     roll[0:8, 60 - LOWEST] = 1  # right hand C4 for two quarter notes
     roll[8:16, N_PITCHES + 48 - LOWEST] = 1  # left hand C3 for the next two
+    roll[16:20, 55 - LOWEST] = roll[16:20, N_PITCHES + 55 - LOWEST] = 1  # both hands on G3 for a quarter
     ax = plot.pianoroll(roll)
     image = np.asarray(ax.images[0].get_array())  # [pitch, steps, 3], lowest pitch first
     assert image.shape == (N_PITCHES, 32, 3)
@@ -398,8 +399,10 @@ def test_pianoroll_colours_each_hand_at_its_pitch_and_time():
     np.testing.assert_allclose(image[60 - LOWEST, 0:8], np.tile(blue, (8, 1)))
     np.testing.assert_allclose(image[48 - LOWEST, 8:16], np.tile(orange, (8, 1)))
     np.testing.assert_allclose(image[60 - LOWEST, 8:], np.tile(white, (24, 1)))
+    np.testing.assert_allclose(image[55 - LOWEST, 16:20], np.tile(blue * orange, (4, 1)))  # two inks
     assert ax.images[0].get_extent() == [0, 8, LOWEST - 0.5, LOWEST + N_PITCHES - 0.5]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["right hand", "left hand"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["right hand", "left hand", "both hands"]
+    np.testing.assert_allclose(ax.get_legend().get_lines()[2].get_color(), blue * orange)
 
 
 def test_pianoroll_marks_onsets_and_shades_probabilities():

@@ -122,7 +122,8 @@ def _cell_edges(centres: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def pianoroll(roll: ArrayLike, onsets: ArrayLike | None = None, ax: Axes | None = None) -> Axes:
-    """Show a two-hand piano roll: right hand blue, left hand orange, on one MIDI pitch axis.
+    """Show a two-hand piano roll: right hand blue, left hand orange, on one MIDI pitch axis; a key both
+    hands hold at once shows both inks, dark brown.
 
     Args:
         roll: Tensor [steps, 102] in [0, 1] (0/1, or a model's note probabilities, drawn as
@@ -154,8 +155,8 @@ def pianoroll(roll: ArrayLike, onsets: ArrayLike | None = None, ax: Axes | None 
     if onsets is not None:
         steps, columns = np.nonzero(onsets.numpy() > 0.5)
         ax.scatter(steps / STEPS_PER_QUARTER, LOWEST + columns % N_PITCHES, marker="|", color="k", s=30, lw=1)
-    handles = [Line2D([], [], lw=6, color=c) for c in colors]
-    ax.legend(handles, ["right hand", "left hand"], loc="upper right", fontsize="small")
+    handles = [Line2D([], [], lw=6, color=c) for c in (*colors, colors.prod(axis=0))]  # both inks: dark
+    ax.legend(handles, ["right hand", "left hand", "both hands"], loc="upper right", fontsize="small")
     ax.set(xlabel="time (quarter notes)", ylabel="MIDI pitch", xlim=extent[:2], ylim=extent[2:])
     return ax
 
