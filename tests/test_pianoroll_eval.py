@@ -12,7 +12,7 @@ from coursekit.data.pianoroll_splits import pianoroll_splits
 from coursekit.metrics import f1_by_hand, f1_counts, f1_scores, keyset_baseline, note_onsets, onset_f1
 from coursekit.models.sequence import PianoRollVAEConfig, build_pianoroll_vae
 from coursekit.recipes.pianoroll_hands import copy_single_part, hands_splits, transfer_by_hand
-from coursekit.recipes.pianoroll_vae import latent_use
+from coursekit.recipes.pianoroll_vae import latent_use, train_pianoroll_vae
 
 
 def _roll(steps: int, notes: list[tuple[int, int, int]]) -> torch.Tensor:
@@ -173,3 +173,18 @@ def test_long_run_reproduces_its_recorded_prior_samples(long_run):
     new = model.generate(z, threshold=metrics["threshold"])
     assert float(note_onsets(new).sum((1, 2)).mean()) == pytest.approx(metrics["lesson"]["prior_notes"], abs=1e-6)
     assert float(new.sum(-1).mean()) == pytest.approx(metrics["lesson"]["prior_keys"], abs=1e-6)
+
+
+def test_a_fixed_pos_weight_must_be_positive():
+    for bad in (0.0, -3.0, float("nan")):
+        with pytest.raises(ValueError, match="give a positive weight, or None"):
+            train_pianoroll_vae(epochs=1, pos_weight=bad)
+
+
+def test_the_fixed_run_holds_the_course_rules_pos_weight():
+    """pianoroll_hands_both_fixed: source 002's rule trained with the right-hand rule's natural pos_weight."""
+    right, both, fixed = (checkpoints.load_pretrained(f"pianoroll_hands_{name}")[1]["metrics"]
+                          for name in ("right", "both", "both_fixed"))
+    assert fixed["hands"] == "both" and fixed["epochs_run"] == both["epochs_run"] == right["epochs_run"]
+    assert fixed["pos_weight"] == pytest.approx(right["pos_weight"])
+    assert abs(both["pos_weight"] - right["pos_weight"]) > 10  # the natural weights differ; the fixed run does not

@@ -29,6 +29,7 @@ from torch.utils.data import Subset
 from coursekit.checkpoints import load_checkpoint, save_checkpoint
 from coursekit.data.pianoroll import N_PITCHES
 from coursekit.data.pianoroll_splits import ROLL_SEED, ROLL_TRANSPOSE, pianoroll_splits
+from coursekit.losses import positive_weight
 from coursekit.metrics import HAND_COLUMNS, f1_by_hand, f1_counts, f1_scores, note_onsets, onset_f1
 from coursekit.models.sequence import PianoRollVAE, build_pianoroll_vae
 from coursekit.models.style import style_transfer
@@ -127,18 +128,25 @@ def transfer_by_hand(
 
 
 def train_hands_run(
-    hands: str, epochs: int = HANDS_EPOCHS, max_pieces: int | None = None, checkpoint_path: str | Path | None = None
+    hands: str,
+    epochs: int = HANDS_EPOCHS,
+    max_pieces: int | None = None,
+    checkpoint_path: str | Path | None = None,
+    pos_weight: float | None = None,
 ) -> tuple[PianoRollVAE, dict]:
     """Train the lesson's GRU-VAE (the recipe of :mod:`coursekit.recipes.pianoroll_vae`) with the hand rule ``hands``.
 
     No early stopping, so both rules get exactly ``epochs`` epochs (the best valid epoch's weights
-    are kept, as in the recipe). The stored measurements are those of :func:`train_pianoroll_vae`, plus ``hands``.
+    are kept, as in the recipe). ``pos_weight``: None for the natural weight of this rule's train
+    windows, or a fixed one (:func:`right_rule_pos_weight` holds it at the course's rule's value).
+    The stored measurements are those of :func:`train_pianoroll_vae`, plus ``hands``.
 
     Lesson: lessons/07_pianoroll_gru_vae.ipynb
     """
     splits = hands_splits(hands, max_pieces)
     model, metrics = train_pianoroll_vae(
-        epochs=epochs, patience=None, max_pieces=max_pieces, splits=splits, live_plot=False, progress=False
+        epochs=epochs, patience=None, max_pieces=max_pieces, splits=splits, live_plot=False, progress=False,
+        pos_weight=pos_weight,
     )
     metrics["hands"] = hands
     if checkpoint_path is not None:
@@ -146,10 +154,19 @@ def train_hands_run(
     return model, metrics
 
 
-def _hands_recipe(hands: str):
+def right_rule_pos_weight(max_pieces: int | None = None) -> float:
+    """The natural ``pos_weight`` of the train windows under the course's rule (``hands="right"``).
+
+    Lesson: lessons/07_pianoroll_gru_vae.ipynb
+    """
+    return positive_weight(hands_splits("right", max_pieces)["train"])
+
+
+def _hands_recipe(hands: str, fixed_pos_weight: bool = False):
     def train(path: Path, ship: bool) -> None:
-        _, m = train_hands_run(hands, checkpoint_path=path)
-        print(f"pianoroll_hands_{hands}: valid F1 {m['valid_f1']:.3f} at {m['threshold']}, style accuracy "
+        weight = right_rule_pos_weight() if fixed_pos_weight else None
+        _, m = train_hands_run(hands, checkpoint_path=path, pos_weight=weight)
+        print(f"{path.stem}: valid F1 {m['valid_f1']:.3f} at {m['threshold']}, style accuracy "
               f"{m['style_accuracy']:.3f}, transfer flip {m['transfer_flip']:.3f}, {m['train_time_s']} s")
 
     return train
@@ -161,6 +178,11 @@ for _hands in HANDS:
         f"lesson 07's GRU-VAE, {HANDS_EPOCHS} epochs, one-part pieces in "
         + ("the right hand only (the course's rule)" if _hands == "right" else "both hands (source 002's rule)"),
     )(_hands_recipe(_hands))
+register_recipe(
+    "pianoroll_hands_both_fixed",
+    f"lesson 07's GRU-VAE, {HANDS_EPOCHS} epochs, one-part pieces in both hands (source 002's rule) with the "
+    "pos_weight of the course's rule, so that the hand rule is the only change",
+)(_hands_recipe("both", fixed_pos_weight=True))
 
 
 @torch.no_grad()

@@ -302,6 +302,7 @@ def train_pianoroll_vae(
     progress: bool = True,
     splits: dict[str, Subset] | None = None,
     initial_state: dict[str, torch.Tensor] | None = None,
+    pos_weight: float | None = None,
 ) -> tuple[PianoRollVAE, dict]:
     """Train a piano-roll GRU-VAE on both styles and return it with its measurements.
 
@@ -318,13 +319,17 @@ def train_pianoroll_vae(
     :mod:`coursekit.recipes.pianoroll_hands`); by default they are made from ``max_pieces``,
     ``transpose`` and ``seed``. ``initial_state``: a state dict of the same network to start from
     (e.g. a trained checkpoint's, to train it longer) instead of the seeded initialisation.
+    ``pos_weight``: a fixed weight for the sounding cells instead of the natural one (to hold it
+    equal across runs whose data differ, :mod:`coursekit.recipes.pianoroll_hands`).
 
     Lesson: lessons/07_pianoroll_gru_vae.ipynb
     """
+    if pos_weight is not None and not pos_weight > 0:
+        raise ValueError(f"pos_weight={pos_weight!r}: give a positive weight, or None for the train windows' own.")
     config.seed_everything(seed)
     splits = pianoroll_splits(max_pieces, transpose, seed) if splits is None else splits
     loaders = pianoroll_loaders(splits, seed=seed)
-    pos_weight = positive_weight(splits["train"])
+    pos_weight = positive_weight(splits["train"]) if pos_weight is None else float(pos_weight)
     model = build_pianoroll_vae(vae_config)
     if initial_state is not None:
         model.load_state_dict(initial_state)
