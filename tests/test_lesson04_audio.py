@@ -20,6 +20,7 @@ from coursekit.recipes.spectrogram_audio import (
     nearest_key_notes,
     notes_by_key_band,
     pick_notes,
+    reference_clips,
 )
 
 SR = 16000
@@ -206,3 +207,14 @@ def test_notes_by_key_band_spans_each_band_from_its_lowest_key_to_its_highest():
     assert sum(map(len, bands.values())) > 0
     with pytest.raises(ValueError, match="increasing"):
         notes_by_key_band(notes, [60, 48], per_band=3)
+
+
+def test_reference_clips_cut_or_pad_and_peak_at_one():
+    notes = NSynthMini("test", size="tiny")
+    clips = reference_clips(notes, [0, 1], 24000)
+    assert clips.shape == (2, 1, 24000)
+    assert torch.allclose(clips.abs().amax(dim=-1), torch.ones(2, 1))
+    first = notes[0]["audio"][..., :24000]
+    assert torch.allclose(clips[0], first / first.abs().max())  # the note's own first 1.5 s, scaled
+    longer = reference_clips(notes, [0], 80000)
+    assert longer.shape == (1, 1, 80000) and longer[0, 0, 64000:].abs().max() == 0  # 4-s notes padded with silence

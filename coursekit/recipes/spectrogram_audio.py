@@ -101,6 +101,15 @@ def nearest_key_notes(notes: NSynthMini, indices: list[int]) -> list[int]:
     return nearest
 
 
+def reference_clips(notes: NSynthMini, indices: list[int], n_samples: int) -> torch.Tensor:
+    """The notes at ``indices`` as lesson 04 judges them: each cut or padded to ``n_samples`` samples and
+    peak-normalised to 1, Tensor ``[n, 1, n_samples]``.
+
+    Lesson: lessons/04_spectrogram_vae.ipynb
+    """
+    return audio.peak_normalize(audio.trim_or_pad(torch.stack([notes[i]["audio"] for i in indices]), n_samples))
+
+
 def note_clips(ae: SpectrogramAE, notes: NSynthMini, indices: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
     """The clips lesson 04 compares, each Tensor ``[n, 1, samples]`` at ``notes.sr``, matched by index.
 
@@ -116,7 +125,7 @@ def note_clips(ae: SpectrogramAE, notes: NSynthMini, indices: list[int], seed: i
         raise ValueError(f"{len(indices)} notes: take at least 2 (the unrelated note comes from the list).")
     features = ae.config.features
     raw = torch.stack([notes[i]["audio"] for i in indices])
-    reference = audio.peak_normalize(audio.trim_or_pad(raw, features.n_samples))
+    reference = reference_clips(notes, indices, features.n_samples)
     return {"reference": reference, "ceiling": features.decode(features.encode(raw), seed=seed),
             "recon": reconstruct(ae, raw, seed), "other": torch.roll(reference, 1, dims=0)}  # fmt: skip
 
