@@ -101,6 +101,17 @@ def test_spectral_loss_forgives_the_phase_that_mse_punishes():
     assert float(spectral["loss"]) < 0.2 * float(other["loss"])  # yet close by the spectral distance
 
 
+def test_spectral_convergence_loss_adds_linear_magnitudes_that_weigh_the_loud_partials():
+    x = _tones(220.0)
+    half = 0.5 * x  # right partials, 6 dB too quiet: log magnitudes off by log 2 everywhere, linear ones by half
+    log_only = R.spectral_loss(lambda clips: half, {"audio": x})
+    both = R.spectral_convergence_loss(lambda clips: half, {"audio": x})
+    assert torch.equal(both["mse"], log_only["mse"])
+    assert float(both["loss"] - log_only["loss"]) == pytest.approx(0.5, abs=0.01)  # ||0.5 |X| - |X||| / ||X|| = 0.5
+    assert float(R.spectral_convergence_loss(lambda clips: x.clone(), {"audio": x})["loss"]) < 1e-3
+    assert set(R.LOSSES) == {R.FRAME_AES[name][1] for name in R.FRAME_AES}  # every loss a recipe names, and no other
+
+
 def test_measure_reconstructions_known_values():
     x = _tones(220.0, 262.0, 330.0)
     perfect = R.measure_reconstructions(x.clone(), x, pitch_windows=0)

@@ -114,6 +114,21 @@ def spectral_loss(model: FrameAutoencoder, batch: dict) -> dict[str, torch.Tenso
     return {"loss": loss, "mse": (x_hat - x).pow(2).mean()}
 
 
+def spectral_convergence_loss(model: FrameAutoencoder, batch: dict) -> dict[str, torch.Tensor]:
+    """:func:`spectral_loss` plus lesson 05's spectral convergence (linear magnitudes, which weigh the loud partials).
+
+    Lesson: lessons/03_raw_audio_pitfalls.ipynb
+    """
+    x = batch["audio"]
+    x_hat = model(x)
+    loss = audio.multi_resolution_spectral_distance(x_hat, x, SPECTRAL_FFTS) + \
+        audio.multi_resolution_spectral_convergence(x_hat, x, SPECTRAL_FFTS)
+    return {"loss": loss, "mse": (x_hat - x).pow(2).mean()}
+
+
+LOSSES = {"mse": mse_loss, "spectral": spectral_loss, "spectral+convergence": spectral_convergence_loss}
+
+
 @torch.no_grad()
 def reconstruct(model: WaveformVAE | FrameAutoencoder, clips: torch.Tensor) -> torch.Tensor:
     """The model's reconstruction of ``clips`` [n, 1, 3000] (a VAE decodes its posterior mean), in eval mode.
@@ -292,9 +307,13 @@ CONTROLS = {  # name -> (model config, beta, steps, KL warm-up steps[, seed]): r
                              VAE_STEPS, 0),  # fmt: skip  # learned, but starting where raw_conv_vae's sigma ended
     "raw_conv_vae_seed1": (WaveformVAEConfig(kind="conv", variance="isotropic"), 1.0, VAE_STEPS, 0, 1),  # chance
 }
-FRAME_AES = {  # name -> (code channels, loss): source 003's frame autoencoder at 37.5x and 187.5x
+FRAME_AES = {  # name -> (code channels, loss): source 003's frame autoencoder at 37.5x and 187.5x; a loss swap
     "raw_frame_ae37": (10, "mse"),
     "raw_frame_ae187": (2, "mse"),
+    "raw_frame_ae37_spectral": (10, "spectral"),  # the same two sizes, trained on lesson 01's spectral distance
+    "raw_frame_ae187_spectral": (2, "spectral"),
+    "raw_frame_ae37_convergence": (10, "spectral+convergence"),  # ... and on lesson 05's loss, which adds
+    "raw_frame_ae187_convergence": (2, "spectral+convergence"),  # linear magnitudes
 }
 
 
@@ -330,7 +349,7 @@ def _register_frame_ae(name: str, code_channels: int, loss: str) -> None:
     def train(path: Path, ship: bool) -> None:
         data = raw_audio_windows()
         model = FrameAutoencoder(model_config)
-        history = train_raw_model(model, mse_loss if loss == "mse" else spectral_loss, AE_STEPS, data)
+        history = train_raw_model(model, LOSSES[loss], AE_STEPS, data)
         metrics = measure_reconstructions(reconstruct(model, data["test"]), data["test"], SHIPPED_PITCH_WINDOWS)
         save_checkpoint(path, model, model_config, {"history": history, "steps": AE_STEPS, "loss": loss} | metrics)
 
