@@ -2,7 +2,7 @@
 and the same 2-D model trained without its KL term).
 
 Each trains with the ELBO (``beta`` = 1, or 0 for the control without KL) on 3,600 training digits,
-keeps the epoch with the best training loss on 400 held-out validation digits, and records its
+keeps the epoch with the best loss on 400 held-out validation digits, and records its
 measurements (the full ELBO, whatever it trained with) on those and on the test digits.
 
 Lesson: lessons/02_vae_mnist.ipynb
