@@ -11,7 +11,7 @@ from coursekit import checkpoints, config
 from coursekit.data.pianoroll_splits import pianoroll_splits
 from coursekit.metrics import f1_by_hand, f1_counts, f1_scores, keyset_baseline, note_onsets, onset_f1
 from coursekit.models.sequence import PianoRollVAEConfig, build_pianoroll_vae
-from coursekit.recipes.pianoroll_hands import copy_single_part, hands_splits, transfer_by_hand
+from coursekit.recipes.pianoroll_hands import HANDS_SEEDS, copy_single_part, hands_splits, transfer_by_hand
 from coursekit.recipes.pianoroll_vae import latent_use, train_pianoroll_vae
 
 
@@ -188,3 +188,16 @@ def test_the_fixed_run_holds_the_course_rules_pos_weight():
     assert fixed["hands"] == "both" and fixed["epochs_run"] == both["epochs_run"] == right["epochs_run"]
     assert fixed["pos_weight"] == pytest.approx(right["pos_weight"])
     assert abs(both["pos_weight"] - right["pos_weight"]) > 10  # the natural weights differ; the fixed run does not
+
+
+def test_the_seed_runs_change_only_the_seed():
+    """pianoroll_hands_*_seed1/2: each of section 6's runs again with other initial weights and batch order."""
+    for name in ("right", "both", "both_fixed"):
+        base = checkpoints.load_pretrained(f"pianoroll_hands_{name}")[1]
+        for seed in HANDS_SEEDS:
+            other = checkpoints.load_pretrained(f"pianoroll_hands_{name}_seed{seed}")[1]
+            m, b = other["metrics"], base["metrics"]
+            assert m["seed"] == seed and (m["hands"], m["epochs_run"]) == (b["hands"], b["epochs_run"]), name
+            assert m["pos_weight"] == pytest.approx(b["pos_weight"]) and other["config"] == base["config"], name
+            key = "encoder.weight_ih_l0"
+            assert not torch.equal(other["state_dict"][key], base["state_dict"][key]), f"{name}, seed {seed}"

@@ -133,22 +133,24 @@ def train_hands_run(
     max_pieces: int | None = None,
     checkpoint_path: str | Path | None = None,
     pos_weight: float | None = None,
+    seed: int = ROLL_SEED,
 ) -> tuple[PianoRollVAE, dict]:
     """Train the lesson's GRU-VAE (the recipe of :mod:`coursekit.recipes.pianoroll_vae`) with the hand rule ``hands``.
 
     No early stopping, so both rules get exactly ``epochs`` epochs (the best valid epoch's weights
     are kept, as in the recipe). ``pos_weight``: None for the natural weight of this rule's train
     windows, or a fixed one (:func:`right_rule_pos_weight` holds it at the course's rule's value).
-    The stored measurements are those of :func:`train_pianoroll_vae`, plus ``hands``.
+    ``seed`` sets the initial weights and the batch order; the windows stay those of the default seed.
+    The stored measurements are those of :func:`train_pianoroll_vae`, plus ``hands`` and ``seed``.
 
     Lesson: lessons/07_pianoroll_gru_vae.ipynb
     """
     splits = hands_splits(hands, max_pieces)
     model, metrics = train_pianoroll_vae(
         epochs=epochs, patience=None, max_pieces=max_pieces, splits=splits, live_plot=False, progress=False,
-        pos_weight=pos_weight,
+        pos_weight=pos_weight, seed=seed,
     )
-    metrics["hands"] = hands
+    metrics["hands"], metrics["seed"] = hands, seed
     if checkpoint_path is not None:
         save_checkpoint(checkpoint_path, model, model.config.to_dict(), metrics)
     return model, metrics
@@ -162,10 +164,10 @@ def right_rule_pos_weight(max_pieces: int | None = None) -> float:
     return positive_weight(hands_splits("right", max_pieces)["train"])
 
 
-def _hands_recipe(hands: str, fixed_pos_weight: bool = False):
+def _hands_recipe(hands: str, fixed_pos_weight: bool = False, seed: int = ROLL_SEED):
     def train(path: Path, ship: bool) -> None:
         weight = right_rule_pos_weight() if fixed_pos_weight else None
-        _, m = train_hands_run(hands, checkpoint_path=path, pos_weight=weight)
+        _, m = train_hands_run(hands, checkpoint_path=path, pos_weight=weight, seed=seed)
         print(f"{path.stem}: valid F1 {m['valid_f1']:.3f} at {m['threshold']}, style accuracy "
               f"{m['style_accuracy']:.3f}, transfer flip {m['transfer_flip']:.3f}, {m['train_time_s']} s")
 
@@ -183,6 +185,13 @@ register_recipe(
     f"lesson 07's GRU-VAE, {HANDS_EPOCHS} epochs, one-part pieces in both hands (source 002's rule) with the "
     "pos_weight of the course's rule, so that the hand rule is the only change",
 )(_hands_recipe("both", fixed_pos_weight=True))
+HANDS_SEEDS = (1, 2)  # two more seeds of each of the three runs above: the spread of section 6's numbers
+for _seed in HANDS_SEEDS:
+    for _name, _hands, _fixed in (("right", "right", False), ("both", "both", False), ("both_fixed", "both", True)):
+        register_recipe(
+            f"pianoroll_hands_{_name}_seed{_seed}",
+            f"lesson 07's GRU-VAE: pianoroll_hands_{_name} with seed {_seed} (other initial weights and batch order)",
+        )(_hands_recipe(_hands, _fixed, _seed))
 
 
 @torch.no_grad()
