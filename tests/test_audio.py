@@ -436,6 +436,23 @@ def test_stft_matches_librosa(n_fft, hop_length):
     np.testing.assert_allclose(spec, expected, atol=1e-5 * np.abs(expected).max(), rtol=0)
 
 
+def test_stft_reflect_padding_matches_librosa_and_changes_only_the_edge_frames():
+    n_fft = 256
+    x = 0.5 + synth.sine(440, 0.25, SR)  # starts at 0.5: zero padding puts a step in front of it
+    expected = librosa.stft(x.numpy(), n_fft=n_fft, center=True, pad_mode="reflect")
+    reflect, constant = audio.stft(x, n_fft, pad_mode="reflect"), audio.stft(x, n_fft)
+    np.testing.assert_allclose(reflect.numpy(), expected, atol=1e-5 * np.abs(expected).max(), rtol=0)
+    edge = 2  # frames reaching past an end: the centre within n_fft // 2 = 2 hops of it
+    torch.testing.assert_close(reflect[:, edge:-edge], constant[:, edge:-edge])
+    high = slice(n_fft // 4, None)  # above a quarter of the sample rate: the step's broadband energy
+    assert constant[high, 0].abs().sum() > 3 * reflect[high, 0].abs().sum()  # 4.6 times here
+
+
+def test_stft_rejects_an_unknown_pad_mode():
+    with pytest.raises(ValueError, match="pad_mode='edge'.*'constant'.*'reflect'"):
+        audio.stft(torch.zeros(1000), 256, pad_mode="edge")
+
+
 def test_stft_keeps_leading_dimensions(rng):
     x = noise(rng, 2, 3, 2000)
     spec = audio.stft(x, 256)

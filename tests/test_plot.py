@@ -374,7 +374,7 @@ def test_mel_spectrogram_labels_hz_and_colorbar_is_optional():
     assert ax.get_yscale() == "function" and len(ax.figure.axes) == 1
     assert list(ax.get_yticks()) == [0, 500, 1000, 2000, 4000, 8000]
     ax = plot.spectrogram(tone(), SR)
-    assert len(ax.figure.axes) == 2 and ax.figure.axes[1].get_ylabel() == "dB"
+    assert len(ax.figure.axes) == 2 and ax.figure.axes[1].get_ylabel() == "dB below the loudest bin"
 
 
 def test_spectrogram_errors():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,6 +111,24 @@ def test_spectral_convergence_loss_adds_linear_magnitudes_that_weigh_the_loud_pa
     assert float(both["loss"] - log_only["loss"]) == pytest.approx(0.5, abs=0.01)  # ||0.5 |X| - |X||| / ||X|| = 0.5
     assert float(R.spectral_convergence_loss(lambda clips: x.clone(), {"audio": x})["loss"]) < 1e-3
     assert set(R.LOSSES) == {R.FRAME_AES[name][1] for name in R.FRAME_AES}  # every loss a recipe names, and no other
+
+
+def test_reflect_padded_loss_matches_librosa_and_differs_from_zero_padding_only_at_a_step():
+    import librosa
+
+    x = 0.3 + _tones(220.0)  # starts and ends at 0.3: zero padding puts a step at both ends
+    y = 0.5 * x
+    def log_magnitudes(clip, n_fft):
+        return np.log(np.abs(librosa.stft(clip[0, 0].numpy(), n_fft=n_fft, center=True, pad_mode="reflect")) + 1e-3)
+
+    expected = np.mean([np.abs(log_magnitudes(y, n) - log_magnitudes(x, n)).mean() for n in R.SPECTRAL_FFTS])
+    reflected = float(R.LOSSES["spectral, reflect-padded"](lambda clips: y, {"audio": x})["loss"])
+    assert reflected == pytest.approx(expected, rel=1e-3)
+    assert float(R.LOSSES["spectral"](lambda clips: y, {"audio": x})["loss"]) != pytest.approx(reflected, rel=1e-3)
+    tone = _tones(220.0)  # starts at 0: no step, and a mirrored sine is the sine continued
+    zero_padded = float(R.LOSSES["spectral"](lambda clips: 0.5 * tone, {"audio": tone})["loss"])
+    assert float(R.LOSSES["spectral, reflect-padded"](lambda clips: 0.5 * tone, {"audio": tone})["loss"]) == \
+        pytest.approx(zero_padded, rel=0.05)
 
 
 def test_measure_reconstructions_known_values():

@@ -24,28 +24,34 @@ from coursekit.audio.validate import (
 
 
 # ----------------------------------------------------------------------------- spectrograms
-def stft(x: torch.Tensor, n_fft: int = 1024, hop_length: int | None = None) -> torch.Tensor:
+def stft(x: torch.Tensor, n_fft: int = 1024, hop_length: int | None = None, pad_mode: str = "constant") -> torch.Tensor:
     """Short-time Fourier transform with a Hann window, frames centred (as librosa).
 
     Args:
         x: Tensor ``[..., samples]``.
         n_fft: window and FFT length in samples, an int >= 1 (>= 4 with the default hop).
         hop_length: step between frames in samples, an int >= 1; default (``None``) ``n_fft // 4``.
+        pad_mode: how the first and last frames see past the ends: ``"constant"`` pads ``n_fft // 2``
+            zeros (a clip that starts loud starts with a step, which the edge frames hear as a click);
+            ``"reflect"`` mirrors the signal there (lesson 03 compares the two in a loss).
 
     Returns:
         Complex Tensor ``[..., n_fft // 2 + 1, frames]`` with ``frames = 1 + samples // hop_length``.
 
     Raises:
-        ValueError: ``n_fft`` or ``hop_length`` is not a positive int, or ``n_fft`` exceeds the signal.
+        ValueError: ``n_fft`` or ``hop_length`` is not a positive int, ``n_fft`` exceeds the signal, or
+            ``pad_mode`` is neither ``"constant"`` nor ``"reflect"``.
 
     Lesson: lessons/01_audio_representations.ipynb
     """
     check_signal(x)
     n_fft, hop_length = check_frames(n_fft, hop_length)
     check_window(x, n_fft)
+    if pad_mode not in ("constant", "reflect"):
+        raise ValueError(f"pad_mode={pad_mode!r}: use 'constant' (zeros past the ends) or 'reflect' (mirrored).")
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
     flat = x.reshape(-1, x.shape[-1])
-    spec = torch.stft(flat, n_fft, hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
+    spec = torch.stft(flat, n_fft, hop_length, window=window, center=True, pad_mode=pad_mode, return_complex=True)
     return spec.reshape(*x.shape[:-1], *spec.shape[-2:])
 
 
@@ -179,7 +185,12 @@ def griffin_lim(
 
 # ----------------------------------------------------------------------------- spectral distance
 def spectral_distance(
-    x: torch.Tensor, y: torch.Tensor, n_fft: int = 1024, hop_length: int | None = None, eps: float = 1e-3
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_fft: int = 1024,
+    hop_length: int | None = None,
+    eps: float = 1e-3,
+    pad_mode: str = "constant",
 ) -> torch.Tensor:
     """``|| log(|STFT(x)| + eps) - log(|STFT(y)| + eps) ||_1``, averaged over bins and frames.
 
@@ -188,7 +199,7 @@ def spectral_distance(
 
     Args:
         x, y: Tensors of the same shape ``[..., samples]``.
-        n_fft, hop_length: as in :func:`stft`.
+        n_fft, hop_length, pad_mode: as in :func:`stft`.
         eps: the magnitude treated as silence. A full-scale sine peaks at ``n_fft / 4`` in this
             (unnormalised) STFT, so 1e-3 sits about 100 dB below it; far smaller values let
             float32 rounding noise in silent bins dominate the distance.
@@ -205,14 +216,18 @@ def spectral_distance(
             f"eps={eps}: the magnitude treated as silence must be positive (log(0) is -inf): "
             "pass e.g. eps=1e-3, the default."
         )
-    mag_x, mag_y = stft(x, n_fft, hop_length).abs(), stft(y, n_fft, hop_length).abs()
+    mag_x, mag_y = stft(x, n_fft, hop_length, pad_mode).abs(), stft(y, n_fft, hop_length, pad_mode).abs()
     return (torch.log(mag_x + eps) - torch.log(mag_y + eps)).abs().mean()
 
 
 def multi_resolution_spectral_distance(
-    x: torch.Tensor, y: torch.Tensor, n_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128), eps: float = 1e-3
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128),
+    eps: float = 1e-3,
+    pad_mode: str = "constant",
 ) -> torch.Tensor:
-    """Mean of :func:`spectral_distance` over several window sizes (hop = n_fft // 4).
+    """Mean of :func:`spectral_distance` over several window sizes (hop = n_fft // 4; ``pad_mode`` as in :func:`stft`).
 
     Long windows resolve pitch, short ones resolve timing; together neither is ignored.
 
@@ -220,18 +235,18 @@ def multi_resolution_spectral_distance(
     """
     if not n_ffts:
         raise ValueError("n_ffts is empty: give at least one window size.")
-    return torch.stack([spectral_distance(x, y, n, None, eps) for n in n_ffts]).mean()
+    return torch.stack([spectral_distance(x, y, n, None, eps, pad_mode) for n in n_ffts]).mean()
 
 
 def multi_resolution_spectral_convergence(
-    x: torch.Tensor, y: torch.Tensor, n_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128)
+    x: torch.Tensor, y: torch.Tensor, n_ffts: tuple[int, ...] = (2048, 1024, 512, 256, 128), pad_mode: str = "constant"
 ) -> torch.Tensor:
     """Mean over window sizes of ``|| |STFT(x)| - |STFT(y)| ||_F / || |STFT(y)| ||_F`` (``y`` the reference).
 
     The linear-magnitude companion of :func:`multi_resolution_spectral_distance` (auraloss calls it
     spectral convergence). On a log scale a partial 60 dB down counts as much as the fundamental;
     on a linear scale the loud bins dominate, so this term is what makes a model get the strong
-    partials, and with them pitch and level, right. Differentiable; a scalar tensor.
+    partials, and with them pitch and level, right. Differentiable; a scalar tensor. ``pad_mode`` as in :func:`stft`.
 
     Lesson: lessons/05_waveform_vae.ipynb
     """
@@ -241,6 +256,6 @@ def multi_resolution_spectral_convergence(
         raise ValueError("n_ffts is empty: give at least one window size.")
     terms = []
     for n in n_ffts:
-        mag_x, mag_y = stft(x, n).abs(), stft(y, n).abs()
+        mag_x, mag_y = stft(x, n, pad_mode=pad_mode).abs(), stft(y, n, pad_mode=pad_mode).abs()
         terms.append(torch.linalg.vector_norm(mag_x - mag_y) / torch.linalg.vector_norm(mag_y).clamp_min(1e-8))
     return torch.stack(terms).mean()

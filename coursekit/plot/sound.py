@@ -76,7 +76,7 @@ def spectrogram(
         n_fft: window length in samples; hop_length: frame step (default ``n_fft // 4``).
         n_mels: mel bands (``"mel"`` only).
         floor_db: values below this many dB under the maximum are shown at the floor.
-        colorbar: add a colorbar labelled dB next to ``ax``.
+        colorbar: add a colorbar labelled "dB below the loudest bin" next to ``ax``.
 
     Returns:
         The Axes; the image is ``ax.collections[0]`` (a QuadMesh of [bins, frames] dB values),
@@ -112,7 +112,7 @@ def spectrogram(
     mesh = ax.pcolormesh(time_edges, freq_edges, db.numpy(), cmap="magma", shading="flat", rasterized=True)
     ax.set(xlabel="time (s)", ylabel="frequency (Hz)", title=f"{kind} spectrogram (dB)", ylim=(0, sr / 2))
     if colorbar:
-        ax.figure.colorbar(mesh, ax=ax, label="dB")
+        ax.figure.colorbar(mesh, ax=ax, label="dB below the loudest bin")
     return ax
 
 

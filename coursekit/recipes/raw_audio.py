@@ -103,14 +103,20 @@ def mse_loss(model: FrameAutoencoder, batch: dict) -> dict[str, torch.Tensor]:
     return {"loss": mse, "mse": mse}
 
 
-def spectral_loss(model: FrameAutoencoder, batch: dict) -> dict[str, torch.Tensor]:
+def spectral_loss(model: FrameAutoencoder, batch: dict, convergence: bool = False,
+                  pad_mode: str = "constant") -> dict[str, torch.Tensor]:  # fmt: skip
     """The multi-resolution log-magnitude distance of lesson 01 (windows :data:`SPECTRAL_FFTS`), and the mse beside it.
+
+    ``convergence`` adds lesson 05's spectral convergence (linear magnitudes, which weigh the loud partials);
+    ``pad_mode="reflect"`` lets the edge frames see the clip mirrored instead of zeros (:func:`coursekit.audio.stft`).
 
     Lesson: lessons/03_raw_audio_pitfalls.ipynb
     """
     x = batch["audio"]
     x_hat = model(x)
-    loss = audio.multi_resolution_spectral_distance(x_hat, x, SPECTRAL_FFTS)
+    loss = audio.multi_resolution_spectral_distance(x_hat, x, SPECTRAL_FFTS, pad_mode=pad_mode)
+    if convergence:
+        loss = loss + audio.multi_resolution_spectral_convergence(x_hat, x, SPECTRAL_FFTS, pad_mode=pad_mode)
     return {"loss": loss, "mse": (x_hat - x).pow(2).mean()}
 
 
@@ -119,14 +125,16 @@ def spectral_convergence_loss(model: FrameAutoencoder, batch: dict) -> dict[str,
 
     Lesson: lessons/03_raw_audio_pitfalls.ipynb
     """
-    x = batch["audio"]
-    x_hat = model(x)
-    loss = audio.multi_resolution_spectral_distance(x_hat, x, SPECTRAL_FFTS) + \
-        audio.multi_resolution_spectral_convergence(x_hat, x, SPECTRAL_FFTS)
-    return {"loss": loss, "mse": (x_hat - x).pow(2).mean()}
+    return spectral_loss(model, batch, convergence=True)
 
 
-LOSSES = {"mse": mse_loss, "spectral": spectral_loss, "spectral+convergence": spectral_convergence_loss}
+LOSSES = {  # name -> loss function of (model, batch); the reflect-padded pair tests where the clicks come from
+    "mse": mse_loss,
+    "spectral": spectral_loss,
+    "spectral+convergence": spectral_convergence_loss,
+    "spectral, reflect-padded": functools.partial(spectral_loss, pad_mode="reflect"),
+    "spectral+convergence, reflect-padded": functools.partial(spectral_loss, convergence=True, pad_mode="reflect"),
+}
 
 
 @torch.no_grad()
@@ -314,6 +322,8 @@ FRAME_AES = {  # name -> (code channels, loss): source 003's frame autoencoder a
     "raw_frame_ae187_spectral": (2, "spectral"),
     "raw_frame_ae37_convergence": (10, "spectral+convergence"),  # ... and on lesson 05's loss, which adds
     "raw_frame_ae187_convergence": (2, "spectral+convergence"),  # linear magnitudes
+    "raw_frame_ae187_spectral_reflect": (2, "spectral, reflect-padded"),  # the 16-number pair again, the loss's
+    "raw_frame_ae187_convergence_reflect": (2, "spectral+convergence, reflect-padded"),  # STFTs reflect-padded
 }
 
 
