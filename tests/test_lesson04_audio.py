@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from coursekit import audio, synth
+from coursekit.checkpoints import load_checkpoint
 from coursekit.data.nsynth import FAMILIES, NSynthMini
 from coursekit.features import SpectrogramFeatures
+from coursekit.models.spectrogram import build_spectrogram_ae
 from coursekit.recipes.spectrogram_audio import (
+    BOTTLENECK,
     SCALES,
     add_floor,
     crepe_pitch,
@@ -70,6 +73,16 @@ def test_scales_change_one_setting_only():
     for features in SCALES.values():
         changed = {k for k, v in features.to_dict().items() if v != default[k]}
         assert len(changed) <= 1 and changed <= {"mu", "scale"}
+
+
+def test_the_bottleneck_run_changes_only_the_code_size():
+    base_model, base = load_checkpoint("checkpoints/spec_ae_mu8.pt", build_spectrogram_ae)
+    for name, code_dim in BOTTLENECK.items():
+        model, run = load_checkpoint(f"checkpoints/{name}.pt", build_spectrogram_ae)
+        assert run["config"] == base["config"] | {"code_dim": code_dim} and code_dim != base["config"]["code_dim"]
+        assert run["metrics"]["epochs_run"] == base["metrics"]["epochs_run"]
+        matrices = [tuple(w.shape) for w in model.state_dict().values() if w.dim() == 2]  # into and out of the code
+        assert matrices == [(code_dim, 8192), (8192, code_dim)]
 
 
 def test_high_band_db_on_sines_and_noise(rng):

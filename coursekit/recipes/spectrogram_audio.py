@@ -6,7 +6,9 @@ ceiling (the original's own features inverted the same way) and an unrelated not
 recipes ``spec_ae_mu8``, ``spec_ae_mu255`` and ``spec_ae_db`` train the same autoencoder, from the
 same seed, for the same :data:`SCALE_EPOCHS` epochs, changing only how magnitudes are squeezed
 into [0, 1]: mu-law with mu = 8 (source 003), mu-law with mu = 255, or decibels above the floor.
-Measured on one CPU thread: about 14 s an epoch, so each run takes about 3 minutes.
+A fourth recipe, ``spec_ae_mu8_code128``, changes the code instead: the μ = 8 run with a code of 128
+numbers in place of 64 (the bottleneck test). Measured on one CPU thread: about 14 s an epoch, so
+each run takes about 3 minutes.
 
 Lesson: lessons/04_spectrogram_vae.ipynb
 """
@@ -33,6 +35,7 @@ SCALES = {  # recipe name -> the only setting that differs
     "spec_ae_mu255": SpectrogramFeatures(mu=255.0),
     "spec_ae_db": SpectrogramFeatures(scale="db"),
 }
+BOTTLENECK = {"spec_ae_mu8_code128": 128}  # recipe name -> code size: spec_ae_mu8 with twice the code (9 MB)
 HIGH_HZ = 4000.0  # the band whose share of the energy measures hiss
 JUDGE_FLOOR_DB = -70.0  # the shared noise floor the judge adds before comparing, dB re full scale (RMS)
 
@@ -274,10 +277,11 @@ def judge_clips(
     return result
 
 
-def _scale_recipe(name: str, features: SpectrogramFeatures):
+def _scale_recipe(name: str, features: SpectrogramFeatures, code_dim: int = 64):
     def train(path: Path, ship: bool) -> None:
-        _, metrics = train_spectrogram_ae(SpectrogramAEConfig(features=features), epochs=SCALE_EPOCHS,
-                                          checkpoint_path=path, patience=None, live_plot=False, progress=False)
+        ae_config = SpectrogramAEConfig(code_dim=code_dim, features=features)
+        _, metrics = train_spectrogram_ae(ae_config, epochs=SCALE_EPOCHS, checkpoint_path=path, patience=None,
+                                          live_plot=False, progress=False)  # fmt: skip
         print(f"{name}: feature MSE valid {metrics['valid_mse']:.5f}, spectral distance "
               f"{metrics['spectral_distance_ae']:.3f} (ceiling {metrics['spectral_distance_griffin_lim']:.3f}), "
               f"{metrics['train_time_s']} s")  # fmt: skip
@@ -290,3 +294,7 @@ for _name, _features in SCALES.items():
         f"mu-law, mu {_features.mu:g}" if _features.scale == "mu_law" else "dB above the -70 dB floor")
     register_recipe(_name, f"spectrogram autoencoder on {_what} features, {SCALE_EPOCHS} epochs: lesson 04's "
                     "comparison of magnitude scales")(_scale_recipe(_name, _features))  # fmt: skip
+
+for _name, _code_dim in BOTTLENECK.items():
+    register_recipe(_name, f"spec_ae_mu8 with a code of {_code_dim} numbers instead of 64, {SCALE_EPOCHS} epochs: "
+                    "lesson 04's bottleneck test")(_scale_recipe(_name, SpectrogramFeatures(), _code_dim))  # fmt: skip
