@@ -28,7 +28,7 @@ from coursekit.features import SpectrogramFeatures
 from coursekit.metrics import CREPE_SR, crepe_cents, referee_distance
 from coursekit.models.spectrogram import SpectrogramAE, SpectrogramAEConfig
 from coursekit.recipes.registry import register_recipe
-from coursekit.recipes.spectrogram_vae import train_spectrogram_ae
+from coursekit.recipes.spectrogram_vae import SPEC_AE_EPOCHS, train_spectrogram_ae
 
 SCALE_EPOCHS = 12  # the budget of each run of the comparison: 12 epochs, cosine-annealed, no early stop
 SCALES = {  # recipe name -> the only setting that differs
@@ -313,5 +313,6 @@ def _full_budget_recipe(name: str, code_dim: int):
 for _name, (_base, _code_dim) in BOTTLENECK.items():
     _train = _scale_recipe(_name, SpectrogramFeatures(), _code_dim) if _base == "spec_ae_mu8" else \
         _full_budget_recipe(_name, _code_dim)
-    register_recipe(_name, f"{_base} with a code of {_code_dim} numbers instead of 64: lesson 04's bottleneck "
-                    "test")(_train)  # fmt: skip
+    _epochs = SCALE_EPOCHS if _base == "spec_ae_mu8" else SPEC_AE_EPOCHS
+    register_recipe(_name, f"{_base} with a code of {_code_dim} numbers instead of 64, {_epochs} epochs: lesson 04's "
+                    "bottleneck test")(_train)  # fmt: skip
